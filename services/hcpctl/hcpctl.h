@@ -1,0 +1,28 @@
+/*  hcpctl — the operators' and staff's command line. Each sub-command lives
+    in its own cmd_<name>.c with an entry point of this shape:
+
+        int hcpctl_<name> (hcp_config_t *config, int argc, char **argv);
+
+    argv[0] is the sub-command name; the common options (--config, --help,
+    --log-level) were already taken out by hcp_service_start. Return the
+    process exit code: 0 success, 1 failure, 2 usage error.
+*/
+#ifndef HCPCTL_H_INCLUDED
+#define HCPCTL_H_INCLUDED
+
+#include "hcp_config.h"
+#include "hcp_db.h"
+
+int hcpctl_migrate (hcp_config_t *config, int argc, char **argv);
+int hcpctl_catalog (hcp_config_t *config, int argc, char **argv);
+int hcpctl_uuid (hcp_config_t *config, int argc, char **argv);
+
+//  Connects to the configured database (database.conninfo or libpq's PG*
+//  environment), trying for up to 10 s. Prints what to do and returns NULL
+//  when it cannot.
+hcp_db_t *hcpctl_connect (hcp_config_t *config);
+
+//  True if argv holds "-h" or "--help" (sub-command help).
+int hcpctl_wants_help (int argc, char **argv);
+
+#endif

@@ -199,6 +199,7 @@ CREATE TABLE rejected_submissions (
     excerpt      bytea
 );
 COMMENT ON TABLE rejected_submissions IS 'Every submission ingest refused, with the field and the reason that were sent back to the adapter.';
+COMMENT ON COLUMN rejected_submissions.id IS 'Row number, in the order of refusal.';
 COMMENT ON COLUMN rejected_submissions.received_at IS 'When it was refused.';
 COMMENT ON COLUMN rejected_submissions.fact_id IS 'rating_id or delivery_id if the message decoded far enough to have one.';
 COMMENT ON COLUMN rejected_submissions.field IS 'The offending field, e.g. rating.comment, or message for an undecodable message.';

@@ -23,11 +23,14 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+# "override": make test passes CFLAGS="-O1 -g" on the command line, which would
+# otherwise replace these flags instead of adding to them.
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
            -MMD -MP $(PKG_CFLAGS) -Icommon -Itests/support -I$(BUILD)/gen
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+# libcsv (hcpctl submit csv) ships no pkg-config file.
+LDLIBS  += $(PKG_LIBS) -lcsv -lm -lpthread
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 

@@ -19,6 +19,7 @@
 
 #include "hcp_db.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,15 @@ int hcp_sub_next (hcp_sub_t *self, int timeout_ms, hcp_event_t **event_p);
 //  The last sequence number delivered (or skipped by the type filter).
 uint64_t hcp_sub_last_seq (hcp_sub_t *self);
 
+//  The subscriber's ZeroMQ socket (a zsock_t, owned by self), so a service
+//  can wait on it in its zpoller together with its other sockets. The
+//  socket only says "news may have come": some work never shows on it (a
+//  page read from the table, a catch-up after a quiet bus). So, whenever
+//  the poller returns — readable or timed out — call hcp_sub_next (self,
+//  0, &event) until it returns 0 (or -1), and keep the poller's timeout at
+//  one second or less. Never read the socket directly.
+void *hcp_sub_socket (hcp_sub_t *self);
+
 //  Durable consumer offsets (table consumer_offsets), for a service that
 //  acts on events: in its transaction it calls hcp_offset_claim, does the
 //  work only if the answer is 1, and commits — the work and the new offset
@@ -80,5 +90,38 @@ uint64_t hcp_sub_last_seq (hcp_sub_t *self);
 //  event was already handled (offset >= seq), -1 on error.
 int hcp_offset_load (hcp_db_t *db, const char *consumer, uint64_t *last_seq);
 int hcp_offset_claim (hcp_db_t *db, const char *consumer, uint64_t seq);
+
+//  --- Wire format and sequencing rules (used by hcp-relay and the
+//  subscriber; public so that they are unit-tested in one place) ---
+
+//  Topic of heartbeat messages.
+#define HCP_BUS_HEARTBEAT_TOPIC "$hb"
+
+//  Sends [type][hcp.v1.Event] on socket (a zsock_t or libzmq PUB socket),
+//  without blocking: a full queue drops the message, as PUB does anyway
+//  (subscribers recover it from the table). Returns 0, -1 if ZeroMQ
+//  refused it.
+int hcp_bus_send_event (void *socket, uint64_t seq, const char *type, const char *key,
+                        int64_t at_ms, const void *payload, size_t payload_size);
+
+//  Sends ["$hb"][hcp.v1.Heartbeat{last_seq, at_ms}]. Returns 0 or -1.
+int hcp_bus_send_heartbeat (void *socket, uint64_t last_seq, int64_t at_ms);
+
+//  Decodes a two-frame bus message. Returns 1 and sets *event_p (caller
+//  destroys) for an event; 0 and sets *heartbeat_seq for a heartbeat; -1
+//  for anything else (bad protobuf, seq 0, a topic that is not the type).
+int hcp_bus_decode (const void *topic, size_t topic_size, const void *body, size_t body_size,
+                    hcp_event_t **event_p, uint64_t *heartbeat_seq);
+
+//  What a subscriber that delivered last_seq does with a live event seq.
+typedef enum {
+    HCP_BUS_NEXT,      //  seq == last_seq + 1: deliver it
+    HCP_BUS_DUPLICATE, //  seq <= last_seq: drop it
+    HCP_BUS_GAP        //  seq > last_seq + 1: events were missed, read the table
+} hcp_bus_verdict_t;
+hcp_bus_verdict_t hcp_bus_verdict (uint64_t last_seq, uint64_t seq);
+
+//  True if type starts with type_prefix (NULL or "" matches everything).
+bool hcp_bus_type_matches (const char *type_prefix, const char *type);
 
 #endif

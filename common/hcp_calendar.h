@@ -25,7 +25,10 @@
 #ifndef HCP_CALENDAR_H_INCLUDED
 #define HCP_CALENDAR_H_INCLUDED
 
+#include "hcp_config.h"
+
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef int32_t hcp_date_t;
@@ -80,8 +83,55 @@ int hcp_date_weekday (hcp_date_t date);
 //  reloads it if the file changed (mtime/size) and returns 1 when it did,
 //  0 when unchanged, -1 on an error (the old calendar stays, the error is
 //  logged). Services call reload on SIGHUP and from their periodic sweep.
+//  Without hcp_calendar_configure / use_file, the first call to current
+//  loads HCP_CALENDAR_FILE or the default file; if there is none, or it is
+//  broken, it logs an error and returns an empty calendar (every answer
+//  provisional), never NULL. A pointer returned by current stays valid
+//  until the process exits (a reload installs a new calendar and keeps the
+//  old one), so callers may use it across a reload. Thread-safe.
 hcp_calendar_t *hcp_calendar_current (void);
 int hcp_calendar_use_file (const char *path, char **error);
 int hcp_calendar_reload (void);
+
+//  ---- Additions (compatible) -------------------------------------------
+
+//  Why a date is or is not a working day, for explanations (hcpctl
+//  calendar --explain) and reports.
+typedef enum {
+    HCP_DAY_WORKDAY = 0,      //  Monday–Friday, not a holiday
+    HCP_DAY_ADJUSTED_WORKDAY, //  a Saturday or Sunday that is a working day (调休)
+    HCP_DAY_WEEKEND,          //  a Saturday or Sunday, not a working day
+    HCP_DAY_HOLIDAY           //  a statutory holiday (any day of the week)
+} hcp_day_kind_t;
+
+//  The kind of date; *provisional (may be NULL) as for is_workday.
+hcp_day_kind_t hcp_calendar_day_kind (const hcp_calendar_t *self, hcp_date_t date,
+                                      bool *provisional);
+
+//  "working day", "adjusted working day", "weekend", "holiday".
+const char *hcp_day_kind_name (hcp_day_kind_t kind);
+
+//  The file (or name) the calendar was loaded from. Owned by self.
+const char *hcp_calendar_name (const hcp_calendar_t *self);
+
+//  Every *provisional flag above, when set, is written as true or false
+//  (never left untouched), so callers need not initialise it.
+//
+//  How many answers this process gave that were provisional (a year
+//  missing from the calendar), for metrics. Each such year is also logged
+//  once per process as a warning.
+uint64_t hcp_calendar_provisional_count (void);
+
+//  Sets the process calendar from config key calendar.file (environment
+//  HCP_CALENDAR_FILE), else the default file (see
+//  hcp_calendar_default_path). Services call it at start-up and stop if it
+//  fails: returns 0, or -1 with *error set (malloc'd; caller frees).
+int hcp_calendar_configure (hcp_config_t *config, char **error);
+
+//  The default calendar file: deploy/config/calendar-cn.yaml relative to
+//  the working directory or to the binary (up to four folders up), else
+//  /usr/share/hcp/calendar-cn.yaml. Writes the path into buf and returns
+//  buf, or NULL when none exists.
+char *hcp_calendar_default_path (char *buf, size_t size);
 
 #endif

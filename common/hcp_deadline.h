@@ -18,8 +18,10 @@
 #define HCP_DEADLINE_H_INCLUDED
 
 #include "hcp_calendar.h"
+#include "hcp_config.h"
 #include "hcp_db.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define HCP_DEADLINE_FORM_WORKING_DAYS   5
@@ -45,6 +47,44 @@ int hcp_deadline_cancel (hcp_db_t *db, int64_t case_id, const char *kind, int64_
 
 //  Moves the open ledger deadline to new_due (one extension, Art. 22): the
 //  caller has checked that it is the first. Resets its warning state.
+//  (Also: no open deadline of the kind is -1, SQLSTATE HD003; a second
+//  extension of a ledger deadline is refused by a CHECK constraint.)
 int hcp_deadline_extend (hcp_db_t *db, int64_t case_id, const char *kind, hcp_date_t new_due);
+
+//  ---- Additions (compatible) -------------------------------------------
+
+//  Default number of working days before due_on on which the reminder
+//  falls (config deadline_watcher.warn_working_days).
+#define HCP_DEADLINE_WARN_WORKING_DAYS 1
+
+//  The dates of a deadline, as hcp_deadline_compute gives them.
+typedef struct {
+    hcp_date_t due_on;  //  last day of the period (ends 24:00 Asia/Shanghai)
+    hcp_date_t warn_on; //  reminder day: warn_working_days working days before due_on
+    bool provisional;   //  due_on counted days of a year the calendar lacks
+} hcp_deadline_dates_t;
+
+//  Computes the dates of a deadline without touching the database: n
+//  working or natural days after starts_on (starts_on itself not counted),
+//  or starts_on itself for "fixed" (n ignored). warn_on is warn_working_days
+//  (>= 0; 0 = on the due day) working days before due_on. provisional is set
+//  only for working days counted in a year the calendar lacks (natural and
+//  fixed dates are exact; their reminder day may be a Monday–Friday guess,
+//  which deadline-watcher corrects on reload like any other date).
+//  Returns 0, or -1 when day_kind is not working|natural|fixed or n < 1 for
+//  a period (*dates is then untouched).
+int hcp_deadline_compute (const hcp_calendar_t *calendar, hcp_date_t starts_on, int n,
+                          const char *day_kind, int warn_working_days,
+                          hcp_deadline_dates_t *dates);
+
+//  The reminder distance used by hcp_deadline_open and _extend in this
+//  process (default HCP_DEADLINE_WARN_WORKING_DAYS). hcp_deadline_configure
+//  reads it from config key deadline_watcher.warn_working_days (0..10;
+//  environment HCP_DEADLINE_WATCHER_WARN_WORKING_DAYS), so case-router and
+//  deadline-watcher agree; returns 0, or -1 with *error set (malloc'd,
+//  "file:line: key: why"; caller frees) and the setting unchanged.
+int hcp_deadline_configure (hcp_config_t *config, char **error);
+void hcp_deadline_set_warn_working_days (int n);
+int hcp_deadline_warn_working_days (void);
 
 #endif

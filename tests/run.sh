@@ -48,9 +48,14 @@ for build in "$@"; do
     echo "=== suite: $label"
 
     # A fresh template per build: migrations from zero, catalog loaded.
+    # Databases left by earlier runs (t_<name>_<pid>) go, unless their test still runs.
+    for db in $(psql -X -At -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'"); do
+        pid=${db##*_}
+        if ! [[ $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+            psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
+        fi
+    done
     psql -X -q -d postgres -v ON_ERROR_STOP=1 >/dev/null 2>"$logs/template.log" <<SQL || true
-SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
- WHERE datname LIKE 't\_%' \gexec
 DROP DATABASE IF EXISTS hcp_template WITH (FORCE);
 CREATE DATABASE hcp_template;
 SQL

@@ -11,6 +11,7 @@ packages=(
     libyaml-dev uuid-dev
     libcurl4-openssl-dev libmicrohttpd-dev
     libcmocka-dev clang-format
+    libcsv-dev
 )
 
 missing=()

@@ -16,6 +16,15 @@
 int hcpctl_migrate (hcp_config_t *config, int argc, char **argv);
 int hcpctl_catalog (hcp_config_t *config, int argc, char **argv);
 int hcpctl_uuid (hcp_config_t *config, int argc, char **argv);
+int hcpctl_submit (hcp_config_t *config, int argc, char **argv);
+int hcpctl_sample (hcp_config_t *config, int argc, char **argv);
+
+//  The ingest endpoint(s) for hcpctl's submissions: flag if given, else
+//  config ingest.endpoint, else ingest.bind ("*" read as 127.0.0.1), else
+//  tcp://127.0.0.1:5560. Returns a string valid until the next call.
+const char *hcpctl_ingest_endpoint (hcp_config_t *config, const char *flag);
+int hcpctl_calendar (hcp_config_t *config, int argc, char **argv);
+int hcpctl_case (hcp_config_t *config, int argc, char **argv);
 
 //  Connects to the configured database (database.conninfo or libpq's PG*
 //  environment), trying for up to 10 s. Prints what to do and returns NULL

@@ -1,0 +1,189 @@
+-- 002_bus: what the event relay (hcp-relay) and the subscribers need.
+--
+-- The outbox of 001 (events) gets its public order here. Writers insert
+-- events in their own transactions; events.id is taken at INSERT, but rows
+-- become visible at COMMIT, so a reader that followed id (or any number
+-- taken at insert) could pass over id 10 while its transaction is still
+-- open and never come back for it. Instead the single active relay stamps
+-- events.seq AFTER commit, in one serialised step, from relay_state:
+-- whatever it can see unstamped gets last_seq+1, last_seq+2, ... So seq
+-- is gapless and a row is never given a number below one already public.
+-- Subscribers read WHERE seq > last safely.
+--
+--   writers ──INSERT (any order of commits)──▶ events (seq NULL)
+--        └── statement trigger: NOTIFY hcp_events ──▶ relay wakes up
+--   relay ── SELECT * FROM hcp_relay_stamp(n) ──▶ seq stamped, returned
+--        └── publishes [type][hcp.v1.Event] in seq order on the bus
+
+-- ---------------------------------------------------------------------------
+-- Wake-up: every writer wakes the relay without having to remember it.
+-- ---------------------------------------------------------------------------
+-- A statement-level trigger (one notification per INSERT statement, not per
+-- row), and PostgreSQL folds identical notifications of one transaction
+-- into one, delivered only at commit: a transaction of 1000 events costs
+-- one notification. The payload is empty: the relay reads the table, the
+-- notification only says "look now" (the relay also polls as a fallback,
+-- since notifications are not durable).
+CREATE FUNCTION hcp_events_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('hcp_events', '');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hcp_events_notify() IS
+    'Trigger function: NOTIFY hcp_events after an INSERT into events, so the relay stamps and publishes at once.';
+
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION hcp_events_notify();
+COMMENT ON TRIGGER events_notify ON events IS
+    'Wakes hcp-relay (LISTEN hcp_events) when events are committed.';
+
+-- ---------------------------------------------------------------------------
+-- Events are history: written once, stamped once, never changed or removed.
+-- ---------------------------------------------------------------------------
+-- The only change allowed is the relay's stamp: seq and stamped_at set on a
+-- row that had none. The WHEN clause is evaluated without calling PL/pgSQL,
+-- so the legitimate stamp (on the relay's hot path) costs nothing extra.
+CREATE TRIGGER events_stamp_once BEFORE UPDATE ON events
+    FOR EACH ROW
+    WHEN (OLD.seq IS NOT NULL
+          OR NEW.seq IS NULL
+          OR NEW.id IS DISTINCT FROM OLD.id
+          OR NEW.type IS DISTINCT FROM OLD.type
+          OR NEW.key IS DISTINCT FROM OLD.key
+          OR NEW.payload IS DISTINCT FROM OLD.payload
+          OR NEW.created_at IS DISTINCT FROM OLD.created_at)
+    EXECUTE FUNCTION hcp_refuse_change();
+COMMENT ON TRIGGER events_stamp_once ON events IS
+    'Append-only: an event may only be stamped (seq and stamped_at set once, by the relay); any other UPDATE is refused.';
+CREATE TRIGGER events_append_only BEFORE DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION hcp_refuse_change();
+COMMENT ON TRIGGER events_append_only ON events IS
+    'Append-only: events are never deleted.';
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION hcp_refuse_change();
+COMMENT ON TRIGGER events_no_truncate ON events IS
+    'Append-only: events are never truncated.';
+
+-- Every event is written twice (insert, then stamp), so the table churns.
+-- Vacuum it after 1 % of changes rather than the default 20 %: dead index
+-- entries in events_unstamped would otherwise slow the relay's scans.
+ALTER TABLE events SET (autovacuum_vacuum_scale_factor = 0.01,
+                        autovacuum_vacuum_insert_scale_factor = 0.01);
+
+-- ---------------------------------------------------------------------------
+-- Time of an event as sent on the bus
+-- ---------------------------------------------------------------------------
+-- STABLE, as extract() on timestamptz is: so the planner inlines it.
+CREATE FUNCTION hcp_event_at_ms(at timestamptz) RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT floor(extract(epoch FROM at) * 1000)::bigint
+$$;
+COMMENT ON FUNCTION hcp_event_at_ms(timestamptz) IS
+    'Unix milliseconds of a timestamp (hcp.v1.Event.at_ms). One definition, so an event reads the same whether it came over the bus or from the table.';
+
+-- ---------------------------------------------------------------------------
+-- Stamping
+-- ---------------------------------------------------------------------------
+-- Called by the relay as one statement in its own transaction (autocommit):
+--     SELECT * FROM hcp_relay_stamp(5000);
+-- Returns the events it stamped, in seq order, for the relay to publish
+-- after the commit.
+--
+-- Why it is correct even with several callers at once (the relay also
+-- holds an advisory lock so that only one relay is active, but this does
+-- not rely on it):
+--   1. relay_state is locked FOR UPDATE first: callers are serialised.
+--   2. In READ COMMITTED, each statement of a VOLATILE PL/pgSQL function
+--      takes a new snapshot. The UPDATE below therefore starts after the
+--      lock was granted and sees every stamp committed by the previous
+--      holder: it cannot stamp a row twice or reuse a number.
+--   3. It stamps only rows visible (committed) at that moment. A row of a
+--      transaction still open is not seen; it gets a later seq when it
+--      commits. So "id 11 stamped before id 10" is expected and harmless:
+--      id order only breaks ties among rows visible together, correctness
+--      never depends on it.
+--   4. seq = last_seq + the row's rank among the ids taken, every one of
+--      them is updated (checked), and last_seq advances by that number in
+--      the same transaction: gapless, or nothing at all on a rollback.
+CREATE FUNCTION hcp_relay_stamp(max_rows integer)
+RETURNS TABLE (seq bigint, type text, key text, at_ms bigint, payload bytea)
+LANGUAGE plpgsql VOLATILE
+-- The join below touches max_rows rows of a table that grows without end:
+-- it must be a nested loop over the primary key. The planner, judging by
+-- statistics that may be stale, would sometimes hash the whole table.
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    previous bigint;
+    stamped bigint;
+    ids bigint[];
+BEGIN
+    SELECT r.last_seq INTO previous FROM relay_state r WHERE r.singleton FOR UPDATE;
+    IF previous IS NULL THEN
+        RAISE EXCEPTION 'relay_state has no row: the 001 migration was not applied whole';
+    END IF;
+    -- events_unstamped (a partial index on id WHERE seq IS NULL) gives the
+    -- oldest unstamped ids in order, and LIMIT stops the scan early: the
+    -- cost does not grow with a backlog.
+    SELECT array_agg(u.id ORDER BY u.id) INTO ids
+      FROM (SELECT u.id FROM events u WHERE u.seq IS NULL ORDER BY u.id LIMIT max_rows) u;
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        WITH done AS (
+            UPDATE events e
+               SET seq = previous + t.n, stamped_at = now()
+              FROM unnest(ids) WITH ORDINALITY AS t(id, n)
+             WHERE e.id = t.id
+            RETURNING e.seq, e.type, e.key, e.created_at, e.payload
+        )
+        SELECT d.seq, d.type, d.key, hcp_event_at_ms(d.created_at), d.payload
+          FROM done d
+         ORDER BY d.seq;
+    GET DIAGNOSTICS stamped = ROW_COUNT;
+    -- Every id was seen committed and unstamped under our lock, and only a
+    -- holder of this lock stamps: all of them were updated.
+    IF stamped <> cardinality(ids) THEN
+        RAISE EXCEPTION 'hcp_relay_stamp: stamped % of % events', stamped, cardinality(ids);
+    END IF;
+    UPDATE relay_state SET last_seq = previous + stamped, updated_at = now()
+     WHERE singleton;
+END
+$$;
+COMMENT ON FUNCTION hcp_relay_stamp(integer) IS
+    'Stamps up to max_rows committed, unstamped events with the next gapless seq numbers (serialised on relay_state) and returns them in seq order. Used by hcp-relay.';
+
+-- The advisory lock key the relays compete for (session level): the one
+-- holding it is the active relay, the others wait as standbys. A constant,
+-- documented here so that an operator can see who holds it:
+--     SELECT pid, application_name FROM pg_locks JOIN pg_stat_activity USING (pid)
+--      WHERE locktype = 'advisory' AND objid = 1919249529;  -- see hcp_relay_leader
+CREATE VIEW hcp_relay_leader AS
+    SELECT a.pid, a.application_name, a.client_addr, a.backend_start
+      FROM pg_locks l
+      JOIN pg_stat_activity a USING (pid)
+     WHERE l.locktype = 'advisory' AND l.granted
+       AND l.classid = 0 AND l.objid = 1919249529 AND l.objsubid = 1;
+COMMENT ON VIEW hcp_relay_leader IS
+    'The active hcp-relay: the session holding advisory lock 1919249529 (empty when no relay is running).';
+
+-- What is waiting for the relay: a relay that keeps up shows 0 here.
+CREATE VIEW hcp_relay_lag AS
+    SELECT (SELECT count(*) FROM events WHERE seq IS NULL) AS unstamped,
+           (SELECT min(created_at) FROM events WHERE seq IS NULL) AS oldest_unstamped,
+           r.last_seq, r.updated_at AS last_stamped_at
+      FROM relay_state r;
+COMMENT ON VIEW hcp_relay_lag IS
+    'Events committed but not yet stamped by the relay, and the last seq stamped. Non-zero for long means no relay is running.';
+
+-- ---------------------------------------------------------------------------
+-- Privileges
+-- ---------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION hcp_relay_stamp(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION hcp_relay_stamp(integer) TO hcp_service;
+GRANT SELECT ON hcp_relay_leader, hcp_relay_lag TO hcp_service, hcp_auditor;

@@ -1,0 +1,348 @@
+/*  bench_bus — the event relay and bus, measured with the real binaries.
+
+    1. Backlog: N events (300-byte payloads) are committed while no relay
+       runs; then hcp-relay starts. Rate at which it stamps and publishes
+       them, and at which a subscriber receives them through hcp-bus.
+    2. Live: writer threads insert events as fast as they can (transactions
+       of 500) for a few seconds while the relay runs: insert rate, stamp
+       rate, and the largest backlog seen.
+    3. Latency: one writer commits one event per transaction every 5 ms;
+       time from COMMIT returning to a subscriber receiving it (p50, p99,
+       max), on an idle system and again with background writers.
+
+    Prints a table. Exits 1 if it could not run or counted wrong.
+    Run: make bench (tests/bench/run.sh), or by hand after
+    eval "$(deploy/scripts/pg-local.sh env)": HCP_BIN_DIR=build/bin
+    HCP_TEST_TEMPLATE=hcp_template build/bench/bench_bus
+*/
+#include "hcp_bus.h"
+#include "hcp_test.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKLOG_EVENTS 200000
+#define LIVE_SECONDS   5
+#define LIVE_WRITERS   2
+#define LIVE_TX_EVENTS 500
+#define LATENCY_EVENTS 1000
+
+typedef struct {
+    char *conninfo;
+    char *dir;
+    char publish[512], subscribe[512], log[600];
+    char env_conninfo[600], env_publish[600], env_subscribe[600];
+    pid_t bus, relay;
+    PGconn *conn;
+} bench_t;
+
+//  The services we started, killed at exit whatever happens, so none
+//  outlives the benchmark.
+static pid_t s_children[2];
+
+static void
+s_kill_children (void)
+{
+    for (int i = 0; i < 2; i++)
+        if (s_children[i] > 0)
+            hcp_test_stop (s_children[i], SIGKILL, 5000);
+}
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+s_start_relay (bench_t *b)
+{
+    const char *argv[] = {"hcp-relay", NULL};
+    const char *env[] = {b->env_conninfo, b->env_publish, "HCP_LOG_LEVEL=warn", NULL};
+    b->relay = s_children[1] = hcp_test_spawn ("hcp-relay", argv, env, b->log);
+}
+
+static void
+s_die (const char *what)
+{
+    fprintf (stderr, "bench_bus: %s\n", what);
+    exit (1);
+}
+
+// --- 1. backlog --------------------------------------------------------------
+
+typedef struct {
+    bench_t *b;
+    uint64_t until;
+    int64_t done_us;
+    uint64_t received;
+    int errors;
+} drain_t;
+
+static void *
+s_drain (void *args)
+{
+    drain_t *drain = args;
+    hcp_sub_t *sub = hcp_sub_new (drain->b->subscribe, drain->b->conninfo,
+                                  0, NULL);
+    uint64_t last = 0;
+    int64_t deadline = s_now_us () + 300 * 1000000LL;
+    while (last < drain->until && s_now_us () < deadline) {
+        hcp_event_t *event;
+        if (hcp_sub_next (sub, 200, &event) == 1) {
+            if (event->seq != last + 1)
+                drain->errors++;
+            last = event->seq;
+            drain->received++;
+            hcp_event_destroy (&event);
+        }
+    }
+    drain->done_us = s_now_us ();
+    hcp_sub_destroy (&sub);
+    return NULL;
+}
+
+// --- 2. live writers -----------------------------------------------------------
+
+typedef struct {
+    const char *conninfo;
+    atomic_int *stop;
+    long long inserted;
+} writer_t;
+
+static void *
+s_writer (void *args)
+{
+    writer_t *writer = args;
+    PGconn *conn = PQconnectdb (writer->conninfo);
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "INSERT INTO events (type, key, payload) SELECT 'bench.event', 'w' || g,"
+              " convert_to(repeat('x', 300), 'UTF8') FROM generate_series(1, %d) g",
+              LIVE_TX_EVENTS);
+    while (!atomic_load (writer->stop) && PQstatus (conn) == CONNECTION_OK) {
+        PGresult *res = PQexec (conn, sql);
+        if (PQresultStatus (res) == PGRES_COMMAND_OK)
+            writer->inserted += LIVE_TX_EVENTS;
+        PQclear (res);
+    }
+    PQfinish (conn);
+    return NULL;
+}
+
+// --- 3. latency ------------------------------------------------------------------
+
+typedef struct {
+    bench_t *b;
+    uint64_t after;     //  subscribe after this seq
+    int64_t *commit_us; //  [i]: when COMMIT of event i returned
+    int64_t *recv_us;   //  [i]: when the subscriber got it
+    atomic_int received;
+    atomic_int ready;
+} latency_t;
+
+static void *
+s_latency_sub (void *args)
+{
+    latency_t *lat = args;
+    hcp_sub_t *sub = hcp_sub_new (lat->b->subscribe, lat->b->conninfo, lat->after, "lat.");
+    //  Catch up to the present before the writer starts.
+    hcp_event_t *event;
+    while (hcp_sub_next (sub, 300, &event) == 1)
+        hcp_event_destroy (&event);
+    atomic_store (&lat->ready, 1);
+    int64_t deadline = s_now_us () + 120 * 1000000LL;
+    while (atomic_load (&lat->received) < LATENCY_EVENTS && s_now_us () < deadline) {
+        if (hcp_sub_next (sub, 200, &event) != 1)
+            continue;
+        int64_t now = s_now_us ();
+        int index = atoi (event->key);
+        if (index >= 0 && index < LATENCY_EVENTS && lat->recv_us[index] == 0) {
+            lat->recv_us[index] = now;
+            atomic_fetch_add (&lat->received, 1);
+        }
+        hcp_event_destroy (&event);
+    }
+    hcp_sub_destroy (&sub);
+    return NULL;
+}
+
+static int
+s_compare (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Runs the latency measure; fills p50/p99/max in microseconds.
+static void
+s_latency (bench_t *b, const char *tag, int64_t *p50, int64_t *p99, int64_t *max)
+{
+    latency_t lat = {.b = b};
+    lat.after = (uint64_t) hcp_test_sql_int (b->conn, "SELECT last_seq FROM relay_state");
+    lat.commit_us = calloc (LATENCY_EVENTS, sizeof (int64_t));
+    lat.recv_us = calloc (LATENCY_EVENTS, sizeof (int64_t));
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_latency_sub, &lat);
+    while (!atomic_load (&lat.ready))
+        hcp_test_sleep_ms (10);
+    PGconn *conn = hcp_test_connect (b->conninfo);
+    for (int i = 0; i < LATENCY_EVENTS; i++) {
+        hcp_test_sql_exec (conn, "BEGIN");
+        hcp_test_sql_exec (conn, "INSERT INTO events (type, key) VALUES ('lat.%s', '%d')", tag,
+                           i);
+        hcp_test_sql_exec (conn, "COMMIT");
+        lat.commit_us[i] = s_now_us ();
+        hcp_test_sleep_ms (5);
+    }
+    PQfinish (conn);
+    pthread_join (thread, NULL);
+    if (atomic_load (&lat.received) != LATENCY_EVENTS)
+        s_die ("latency: the subscriber did not receive every event");
+    int64_t *delays = calloc (LATENCY_EVENTS, sizeof (int64_t));
+    for (int i = 0; i < LATENCY_EVENTS; i++) {
+        //  The relay may publish before COMMIT has returned to the writer.
+        int64_t delay = lat.recv_us[i] - lat.commit_us[i];
+        delays[i] = delay > 0 ? delay : 0;
+    }
+    qsort (delays, LATENCY_EVENTS, sizeof *delays, s_compare);
+    *p50 = delays[LATENCY_EVENTS / 2];
+    *p99 = delays[LATENCY_EVENTS * 99 / 100];
+    *max = delays[LATENCY_EVENTS - 1];
+    free (delays);
+    free (lat.commit_us);
+    free (lat.recv_us);
+}
+
+int
+main (void)
+{
+    bench_t b = {0};
+    b.conninfo = hcp_test_db_create ("bench_bus");
+    b.dir = hcp_test_tmpdir ("bench_bus");
+    snprintf (b.publish, sizeof b.publish, "ipc://%s/publish", b.dir);
+    snprintf (b.subscribe, sizeof b.subscribe, "ipc://%s/subscribe", b.dir);
+    snprintf (b.log, sizeof b.log, "%s/services.log", b.dir);
+    snprintf (b.env_conninfo, sizeof b.env_conninfo, "HCP_DATABASE_CONNINFO=%s", b.conninfo);
+    snprintf (b.env_publish, sizeof b.env_publish, "HCP_BUS_PUBLISH=%s", b.publish);
+    snprintf (b.env_subscribe, sizeof b.env_subscribe, "HCP_BUS_SUBSCRIBE=%s", b.subscribe);
+    b.conn = hcp_test_connect (b.conninfo);
+    const char *bus_argv[] = {"hcp-bus", NULL};
+    const char *bus_env[] = {b.env_publish, b.env_subscribe, "HCP_LOG_LEVEL=warn", NULL};
+    atexit (s_kill_children);
+    b.bus = s_children[0] = hcp_test_spawn ("hcp-bus", bus_argv, bus_env, b.log);
+
+    // 1. Backlog.
+    hcp_test_sql_exec (b.conn,
+                       "INSERT INTO events (type, key, payload) SELECT 'bench.event', 'b' || g,"
+                       " convert_to(repeat('x', 300), 'UTF8')"
+                       " FROM generate_series(1, %d) g",
+                       BACKLOG_EVENTS);
+    hcp_test_sql_exec (b.conn, "VACUUM ANALYZE events");
+    drain_t drain = {.b = &b, .until = BACKLOG_EVENTS};
+    pthread_t drain_thread;
+    //  The subscriber is already connected (and caught up on nothing) when
+    //  the relay starts, so it receives live rather than from the table.
+    pthread_create (&drain_thread, NULL, s_drain, &drain);
+    hcp_test_sleep_ms (500);
+    int64_t started = s_now_us ();
+    s_start_relay (&b);
+    if (hcp_test_wait_int (b.conn, BACKLOG_EVENTS, 300000, "SELECT last_seq FROM relay_state")
+        != BACKLOG_EVENTS)
+        s_die ("backlog: the relay did not stamp every event");
+    int64_t stamped_us = s_now_us () - started;
+    pthread_join (drain_thread, NULL);
+    if (drain.received != BACKLOG_EVENTS || drain.errors)
+        s_die ("backlog: the subscriber did not get every event exactly once in order");
+    int64_t drained_us = drain.done_us - started;
+
+    // 2. Live writers.
+    atomic_int stop = 0;
+    writer_t writers[LIVE_WRITERS];
+    pthread_t writer_threads[LIVE_WRITERS];
+    long long before = hcp_test_sql_int (b.conn, "SELECT last_seq FROM relay_state");
+    long long max_backlog = 0;
+    started = s_now_us ();
+    for (int i = 0; i < LIVE_WRITERS; i++) {
+        writers[i] = (writer_t) {b.conninfo, &stop, 0};
+        pthread_create (&writer_threads[i], NULL, s_writer, &writers[i]);
+    }
+    while (s_now_us () - started < LIVE_SECONDS * 1000000LL) {
+        long long backlog
+            = hcp_test_sql_int (b.conn, "SELECT count(*) FROM events WHERE seq IS NULL");
+        if (backlog > max_backlog)
+            max_backlog = backlog;
+        hcp_test_sleep_ms (100);
+    }
+    atomic_store (&stop, 1);
+    long long inserted = 0;
+    for (int i = 0; i < LIVE_WRITERS; i++) {
+        pthread_join (writer_threads[i], NULL);
+        inserted += writers[i].inserted;
+    }
+    int64_t live_us = s_now_us () - started;
+    long long stamped_live
+        = hcp_test_sql_int (b.conn, "SELECT last_seq FROM relay_state") - before;
+    long long total = hcp_test_sql_int (b.conn, "SELECT count(*) FROM events");
+    if (hcp_test_wait_int (b.conn, total, 120000, "SELECT last_seq FROM relay_state") != total)
+        s_die ("live: the relay did not catch up");
+    int64_t caught_up_us = s_now_us () - started;
+
+    // 3. Latency, idle and with background writers.
+    int64_t idle50, idle99, idlemax, load50, load99, loadmax;
+    s_latency (&b, "idle", &idle50, &idle99, &idlemax);
+    atomic_store (&stop, 0);
+    writer_t background = {b.conninfo, &stop, 0};
+    pthread_t background_thread;
+    pthread_create (&background_thread, NULL, s_writer, &background);
+    int64_t load_started = s_now_us ();
+    s_latency (&b, "load", &load50, &load99, &loadmax);
+    atomic_store (&stop, 1);
+    pthread_join (background_thread, NULL);
+    double background_rate = background.inserted / ((s_now_us () - load_started) / 1e6);
+
+    // Integrity after all that.
+    total = hcp_test_sql_int (b.conn, "SELECT count(*) FROM events");
+    if (hcp_test_wait_int (b.conn, total, 120000, "SELECT last_seq FROM relay_state") != total
+        || hcp_test_sql_int (b.conn, "SELECT count(DISTINCT seq) FROM events") != total)
+        s_die ("integrity: seq is not gapless and unique at the end");
+
+    printf ("\nbench_bus — hcp-relay + hcp-bus (real binaries, ipc://, 300-byte payloads)\n\n");
+    printf ("| measure                                             | value                 |\n");
+    printf ("|-----------------------------------------------------|-----------------------|\n");
+    printf ("| backlog %6d events: stamped + published by relay  | %8.0f events/s     |\n",
+            BACKLOG_EVENTS, BACKLOG_EVENTS / (stamped_us / 1e6));
+    printf ("| backlog: received by a subscriber, in order         | %8.0f events/s     |\n",
+            BACKLOG_EVENTS / (drained_us / 1e6));
+    printf ("| live, %d writers x %d-event tx: inserted            | %8.0f events/s     |\n",
+            LIVE_WRITERS, LIVE_TX_EVENTS, inserted / (live_us / 1e6));
+    printf ("| live: stamped + published meanwhile                 | %8.0f events/s     |\n",
+            stamped_live / (live_us / 1e6));
+    printf ("| live: largest unstamped backlog seen                | %8lld events       |\n",
+            max_backlog);
+    printf ("| live: relay caught up after                         | %8.2f s            |\n",
+            caught_up_us / 1e6);
+    printf ("| latency commit -> subscriber, idle   p50 / p99 / max | %5.2f / %5.2f / %5.2f ms |\n",
+            idle50 / 1e3, idle99 / 1e3, idlemax / 1e3);
+    printf ("| latency, writers at %6.0f ev/s      p50 / p99 / max | %5.2f / %5.2f / %5.2f ms |\n",
+            background_rate, load50 / 1e3, load99 / 1e3, loadmax / 1e3);
+    printf ("\n");
+
+    hcp_test_stop (b.relay, SIGTERM, 10000);
+    hcp_test_stop (b.bus, SIGTERM, 10000);
+    s_children[0] = s_children[1] = 0;
+    PQfinish (b.conn);
+    hcp_test_db_drop (b.conninfo);
+    hcp_test_shell ("rm -rf '%s'", b.dir);
+    free (b.conninfo);
+    free (b.dir);
+    return 0;
+}

@@ -51,7 +51,7 @@ TEST_SRC    := $(wildcard tests/unit/*.c tests/integration/*.c tests/fault/*.c)
 TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 
-.PHONY: all tests test test-fast bench run stop format format-check clean deps help
+.PHONY: all tests test test-fast bench run stop images format format-check clean deps help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -127,6 +127,10 @@ run:
 
 stop:
 	deploy/scripts/run-local.sh stop
+
+# Container images on a Debian base made locally with debootstrap (no registry needed).
+images:
+	deploy/docker/build-images.sh
 
 deps:
 	deploy/scripts/install-deps.sh

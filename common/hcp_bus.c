@@ -42,7 +42,7 @@
 
 //  Receive high-water mark: a burst of live events should queue, not drop
 //  (a drop is recovered from the table, but costs a catch-up).
-#define S_RCVHWM 200000
+#define S_RCVHWM 50000
 
 // ---------------------------------------------------------------------------
 //  Events
@@ -123,7 +123,8 @@ hcp_event_emit (hcp_db_t *db, const char *type, const char *key, const void *pay
 #define S_OFFSET_CLAIM "hcp_bus_offset_claim"
 #define S_OFFSET_CLAIM_SQL                                                                    \
     "INSERT INTO consumer_offsets AS o (consumer, last_seq) VALUES ($1, $2::bigint)"          \
-    " ON CONFLICT (consumer) DO UPDATE SET last_seq = excluded.last_seq, updated_at = now()"  \
+    " ON CONFLICT (consumer) DO UPDATE SET last_seq = excluded.last_seq, updated_at = "       \
+    "now()"                                                                                   \
     " WHERE o.last_seq < excluded.last_seq RETURNING 1"
 
 int
@@ -226,8 +227,8 @@ hcp_bus_decode (const void *topic, size_t topic_size, const void *body, size_t b
     *heartbeat_seq = 0;
     if (topic_size == strlen (HCP_BUS_HEARTBEAT_TOPIC)
         && memcmp (topic, HCP_BUS_HEARTBEAT_TOPIC, topic_size) == 0) {
-        Hcp__V1__Heartbeat *heartbeat
-            = hcp__v1__heartbeat__unpack (NULL, body_size, (const uint8_t *) body);
+        Hcp__V1__Heartbeat *heartbeat = hcp__v1__heartbeat__unpack (NULL, body_size,
+                                                                    (const uint8_t *) body);
         if (!heartbeat)
             return -1;
         *heartbeat_seq = heartbeat->last_seq;
@@ -276,7 +277,7 @@ hcp_bus_type_matches (const char *type_prefix, const char *type)
 //  reads the same whether it came live or from the table. Payloads of
 //  events the filter would skip are not transferred.
 #define S_PAGE_SQL                                                                            \
-    "SELECT seq, type, key, hcp_event_at_ms(created_at),"                                    \
+    "SELECT seq, type, key, hcp_event_at_ms(created_at),"                                     \
     " CASE WHEN starts_with(type, $3) THEN payload ELSE ''::bytea END"                        \
     " FROM events WHERE seq > $1::bigint ORDER BY seq LIMIT $2"
 
@@ -292,6 +293,8 @@ struct _hcp_sub_t {
     int retry_ms;          //  current back-off
     int64_t last_news_at;  //  last message of any kind on the socket
     int64_t last_check_at; //  last time the table said we were complete
+    hcp_sub_stats_t stats;
+    bool reading; //  in a run of pages read from the table
     //  A page read from the table, delivered before anything else.
     hcp_event_t **queue;
     size_t queue_head;
@@ -371,6 +374,14 @@ hcp_sub_last_seq (hcp_sub_t *self)
     return self->last_seq;
 }
 
+void
+hcp_sub_stats (hcp_sub_t *self, hcp_sub_stats_t *stats)
+{
+    assert (self);
+    assert (stats);
+    *stats = self->stats;
+}
+
 void *
 hcp_sub_socket (hcp_sub_t *self)
 {
@@ -407,8 +418,8 @@ s_read_page (hcp_sub_t *self)
     self->queue_size = 0;
     for (int row = 0; row < rows; row++) {
         size_t payload_size = 0;
-        unsigned char *payload
-            = PQunescapeBytea ((const unsigned char *) PQgetvalue (res, row, 4), &payload_size);
+        unsigned char *payload = PQunescapeBytea (
+            (const unsigned char *) PQgetvalue (res, row, 4), &payload_size);
         if (!payload)
             abort ();
         self->queue[self->queue_size++] = s_event_new (
@@ -425,10 +436,14 @@ s_read_page (hcp_sub_t *self)
 //  is authoritative). Returns true if the caller should get it; false if
 //  the type filter skips it (destroyed here).
 static bool
-s_accept (hcp_sub_t *self, hcp_event_t **event_p)
+s_accept (hcp_sub_t *self, hcp_event_t **event_p, bool live)
 {
     hcp_event_t *event = *event_p;
     self->last_seq = event->seq;
+    if (live)
+        self->stats.live++;
+    else
+        self->stats.from_table++;
     if (event->seq > self->head_seq)
         self->head_seq = event->seq;
     if (hcp_bus_type_matches (self->type_prefix, event->type))
@@ -465,7 +480,7 @@ s_handle_message (hcp_sub_t *self, zmq_msg_t *topic, zmq_msg_t *body, hcp_event_
                                     ? (event->seq <= self->last_seq ? HCP_BUS_DUPLICATE
                                                                     : HCP_BUS_GAP)
                                     : hcp_bus_verdict (self->last_seq, event->seq);
-    if (verdict == HCP_BUS_NEXT && s_accept (self, &event)) {
+    if (verdict == HCP_BUS_NEXT && s_accept (self, &event, true)) {
         *event_p = event;
         return 1;
     }
@@ -538,7 +553,7 @@ hcp_sub_next (hcp_sub_t *self, int timeout_ms, hcp_event_t **event_p)
                 //  table is the truth, so go on rather than wait forever.
                 hcp_error ("bus: events table jumps from seq %" PRIu64 " to %" PRIu64,
                            self->last_seq, event->seq);
-            if (s_accept (self, &event)) {
+            if (s_accept (self, &event, false)) {
                 *event_p = event;
                 return 1;
             }
@@ -551,16 +566,21 @@ hcp_sub_next (hcp_sub_t *self, int timeout_ms, hcp_event_t **event_p)
         //  3. Catch up from the table, one page at a time.
         if (self->catchup && now >= self->db_retry_at) {
             int rows = s_read_page (self);
-            if (rows > 0) {
+            if (rows >= 0) {
+                if (rows > 0 && !self->reading)
+                    self->stats.catchups++;
                 self->db_failed = false;
                 self->retry_ms = S_RETRY_MIN_MS;
-                continue;
-            }
-            if (rows == 0) {
-                self->db_failed = false;
-                self->retry_ms = S_RETRY_MIN_MS;
-                self->catchup = false;
-                self->last_check_at = now;
+                //  A short page holds everything committed when it was
+                //  read: the catch-up is over. Anything newer shows on the
+                //  socket (an event, a heartbeat) or after a quiet period.
+                self->reading = rows == S_PAGE_ROWS;
+                if (rows < S_PAGE_ROWS) {
+                    self->catchup = false;
+                    self->last_check_at = now;
+                }
+                if (rows > 0)
+                    continue;
             }
             else {
                 if (!self->db_failed)

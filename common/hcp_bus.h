@@ -69,6 +69,14 @@ int hcp_sub_next (hcp_sub_t *self, int timeout_ms, hcp_event_t **event_p);
 //  The last sequence number delivered (or skipped by the type filter).
 uint64_t hcp_sub_last_seq (hcp_sub_t *self);
 
+//  Counters since hcp_sub_new, for metrics and tests.
+typedef struct {
+    uint64_t live;       //  events taken from the live stream (delivered or filtered)
+    uint64_t from_table; //  events read from the events table
+    uint64_t catchups;   //  runs of reading the table (the start-up one included)
+} hcp_sub_stats_t;
+void hcp_sub_stats (hcp_sub_t *self, hcp_sub_stats_t *stats);
+
 //  The subscriber's ZeroMQ socket (a zsock_t, owned by self), so a service
 //  can wait on it in its zpoller together with its other sockets. The
 //  socket only says "news may have come": some work never shows on it (a

@@ -43,13 +43,10 @@
             hcp_client_send_rating (client, &rating, &rows[i]);   // copied: may go now
         }
         hcp_client_result_t result;
-        while (hcp_client_wait (client, -1, &result) == 1) {      // -1: until all answered
-            row_t *row = result.tag;
-            if (result.status == HCP_CLIENT_ACCEPTED || result.status == HCP_CLIENT_DUPLICATE)
-                mark_delivered (row);
-            else if (result.status == HCP_CLIENT_REJECTED)
-                report (row, result.field, result.code, result.reason);
-            else
+        while (hcp_client_wait (client, -1, &result) == 1) {      // -1: until all
+   answered row_t *row = result.tag; if (result.status == HCP_CLIENT_ACCEPTED ||
+   result.status == HCP_CLIENT_DUPLICATE) mark_delivered (row); else if (result.status ==
+   HCP_CLIENT_REJECTED) report (row, result.field, result.code, result.reason); else
                 keep_for_later (row);                         // HCP_CLIENT_FAILED
         }
         hcp_client_destroy (&client);
@@ -74,33 +71,36 @@ typedef struct _hcp_client_t hcp_client_t;
 //  The final outcome of one submission. The first three are ingest's
 //  answer (same numbers as hcp.v1.AckStatus); FAILED is the library's.
 typedef enum {
-    HCP_CLIENT_ACCEPTED = 1,  //  stored now, durably (committed)
-    HCP_CLIENT_DUPLICATE = 2, //  stored before with the same content: fine, nothing written
-    HCP_CLIENT_REJECTED = 3,  //  refused: field, code, reason say why; do not resend as is
-    HCP_CLIENT_FAILED = 4     //  no answer after every attempt: keep it, resend later, same id
+    HCP_CLIENT_ACCEPTED = 1, //  stored now, durably (committed)
+    HCP_CLIENT_DUPLICATE =
+        2, //  stored before with the same content: fine, nothing written
+    HCP_CLIENT_REJECTED = 3, //  refused: field, code, reason say why; do not resend as is
+    HCP_CLIENT_FAILED =
+        4 //  no answer after every attempt: keep it, resend later, same id
 } hcp_client_status_t;
 
 //  One submission's outcome, filled by hcp_client_wait / hcp_client_submit.
 //  Plain buffers: nothing to free.
 typedef struct {
-    char id[72];                //  the rating_id or delivery_id submitted
+    char id[72]; //  the rating_id or delivery_id submitted
     hcp_client_status_t status;
-    char field[64];             //  REJECTED: offending field, e.g. "rating.comment"
-    char code[32];              //  REJECTED: machine code, e.g. "invalid_utf8";
-                                //  FAILED: "no_answer"
-    char reason[256];           //  REJECTED/FAILED: one line for people
-    void *tag;                  //  what the caller passed to hcp_client_send*
-    int attempts;               //  how many times it was sent
-    int64_t latency_us;         //  first send to final answer, in microseconds
+    char field[64];     //  REJECTED: offending field, e.g. "rating.comment"
+    char code[32];      //  REJECTED: machine code, e.g. "invalid_utf8";
+                        //  FAILED: "no_answer"
+    char reason[256];   //  REJECTED/FAILED: one line for people
+    void *tag;          //  what the caller passed to hcp_client_send*
+    int attempts;       //  how many times it was sent
+    int64_t latency_us; //  first send to final answer, in microseconds
 } hcp_client_result_t;
 
 //  Tuning. Zero in a field means "the default".
 typedef struct {
-    int timeout_ms;      //  wait this long for an answer before resending (default 5000)
-    int max_attempts;    //  sends before giving up with FAILED (default 8)
-    int backoff_ms;      //  pause before the 2nd send; doubles each time (default 200)
-    int backoff_max_ms;  //  the pause never exceeds this (default 10000)
-    int max_in_flight;   //  sent and unanswered at most; more wait in the client (default 100)
+    int timeout_ms;     //  wait this long for an answer before resending (default 5000)
+    int max_attempts;   //  sends before giving up with FAILED (default 8)
+    int backoff_ms;     //  pause before the 2nd send; doubles each time (default 200)
+    int backoff_max_ms; //  the pause never exceeds this (default 10000)
+    int max_in_flight;  //  sent and unanswered at most; more wait in the client (default
+                        //  100)
 } hcp_client_options_t;
 
 //  Fills options with the defaults above.
@@ -130,7 +130,8 @@ int hcp_client_send (hcp_client_t *self, const Hcp__V1__Submit *submit, void *ta
 
 //  Shorthands wrapping one rating / one delivery in a Submit.
 int hcp_client_send_rating (hcp_client_t *self, const Hcp__V1__Rating *rating, void *tag);
-int hcp_client_send_delivery (hcp_client_t *self, const Hcp__V1__Delivery *delivery, void *tag);
+int hcp_client_send_delivery (hcp_client_t *self, const Hcp__V1__Delivery *delivery,
+                              void *tag);
 
 //  Drives the client — sends what is queued, reads answers, resends what
 //  timed out — until one submission has its final result, which is copied

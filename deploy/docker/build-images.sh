@@ -58,20 +58,28 @@ for target in "${targets[@]}"; do
     case $target in
     hcp)
         log "building $image:$version (compiles every service; a few minutes)"
-        context | docker build --build-arg BASE_IMAGE="$base" --build-arg JOBS="$jobs" \
+        # The build stage first, tagged, so that it stays the cache of the next build and the
+        # older build stages (untagged, ~600 MB each) can be pruned below.
+        { context | docker build --force-rm --build-arg BASE_IMAGE="$base" --build-arg JOBS="$jobs" \
+            --target build -t hcp-build:latest -f deploy/docker/hcp.Dockerfile - &&
+          context | docker build --force-rm --build-arg BASE_IMAGE="$base" --build-arg JOBS="$jobs" \
+            --label hcp.image=hcp \
             --label org.opencontainers.image.version="$version" \
             --label org.opencontainers.image.revision="$revision" \
-            -t "$image:$version" -t "$image:latest" -f deploy/docker/hcp.Dockerfile - \
+            -t "$image:$version" -t "$image:latest" -f deploy/docker/hcp.Dockerfile -; } \
             >"${HCP_STATE:-$root/.hcp}/docker-build-hcp.log" 2>&1 || {
             log "the hcp image did not build; the end of .hcp/docker-build-hcp.log:"
             tail -n 40 "${HCP_STATE:-$root/.hcp}/docker-build-hcp.log" >&2
             exit 1
         }
         log "$image:$version built in $(elapsed "$t") s"
+        # Older builds of ours that nothing names any more (never other images).
+        docker image prune -f --filter label=hcp.stage=build >/dev/null 2>&1 || true
+        docker image prune -f --filter label=hcp.image=hcp >/dev/null 2>&1 || true
         ;;
     postgres)
         log "building $pg_image"
-        context | docker build --build-arg BASE_IMAGE="$base" -t "$pg_image" \
+        context | docker build --force-rm --build-arg BASE_IMAGE="$base" -t "$pg_image" \
             -f deploy/docker/postgres.Dockerfile - \
             >"${HCP_STATE:-$root/.hcp}/docker-build-postgres.log" 2>&1 || {
             log "the PostgreSQL image did not build; the end of .hcp/docker-build-postgres.log:"

@@ -15,6 +15,9 @@ ARG BASE_IMAGE=hcp-base:bookworm
 
 # ---- build ----------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS build
+# build-images.sh tags this stage hcp-build:latest (it is the layer cache of the next build)
+# and prunes the untagged older ones by this label.
+LABEL hcp.stage=build
 # The build packages are those of deploy/scripts/install-deps.sh (one list for the project),
 # less what only developers need there: the PostgreSQL server, clang-format, git, cmocka.
 COPY deploy/scripts/install-deps.sh /tmp/install-deps.sh

@@ -190,9 +190,11 @@ prepare_database() {
     say "PostgreSQL (project-local cluster in ${state#"$root"/}/pgdata)"
     deploy/scripts/pg-local.sh start
     pg_env
-    if [ "$(psql_q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$dbname'")" != 1 ]; then
+    # The name goes in as a psql variable, quoted by psql (:'db') and format (%I).
+    if [ "$(psql_q -d postgres -tA -v db="$dbname" \
+        <<<"SELECT 1 FROM pg_database WHERE datname = :'db'")" != 1 ]; then
         echo "  creating database $dbname"
-        psql_q -d postgres -c "CREATE DATABASE \"$dbname\""
+        psql_q -d postgres -v db="$dbname" <<<"SELECT format('CREATE DATABASE %I', :'db') \gexec"
     fi
     say "migrations and catalog"
     "$bin/hcpctl" --config "$config" migrate

@@ -122,6 +122,12 @@ DECLARE
     stamped bigint;
     ids bigint[];
 BEGIN
+    -- Nothing to do is the common case of a poll: answer it without the
+    -- row lock, which would cost a transaction id and a WAL flush. (Rows
+    -- committed just after this look are found by the next call.)
+    IF NOT EXISTS (SELECT 1 FROM events u WHERE u.seq IS NULL) THEN
+        RETURN;
+    END IF;
     SELECT r.last_seq INTO previous FROM relay_state r WHERE r.singleton FOR UPDATE;
     IF previous IS NULL THEN
         RAISE EXCEPTION 'relay_state has no row: the 001 migration was not applied whole';
@@ -159,10 +165,9 @@ COMMENT ON FUNCTION hcp_relay_stamp(integer) IS
     'Stamps up to max_rows committed, unstamped events with the next gapless seq numbers (serialised on relay_state) and returns them in seq order. Used by hcp-relay.';
 
 -- The advisory lock key the relays compete for (session level): the one
--- holding it is the active relay, the others wait as standbys. A constant,
--- documented here so that an operator can see who holds it:
---     SELECT pid, application_name FROM pg_locks JOIN pg_stat_activity USING (pid)
---      WHERE locktype = 'advisory' AND objid = 1919249529;  -- see hcp_relay_leader
+-- holding it is the active relay, the others wait as standbys. The key is a
+-- constant (1919249529, "rely" in ASCII) shared with services/relay/relay.h;
+-- this view shows who holds it.
 CREATE VIEW hcp_relay_leader AS
     SELECT a.pid, a.application_name, a.client_addr, a.backend_start
       FROM pg_locks l
@@ -171,6 +176,10 @@ CREATE VIEW hcp_relay_leader AS
        AND l.classid = 0 AND l.objid = 1919249529 AND l.objsubid = 1;
 COMMENT ON VIEW hcp_relay_leader IS
     'The active hcp-relay: the session holding advisory lock 1919249529 (empty when no relay is running).';
+COMMENT ON COLUMN hcp_relay_leader.pid IS 'PostgreSQL backend process of the leader''s session.';
+COMMENT ON COLUMN hcp_relay_leader.application_name IS 'hcp-relay:<pid of the relay process>.';
+COMMENT ON COLUMN hcp_relay_leader.client_addr IS 'Address the relay connects from (NULL over a Unix socket).';
+COMMENT ON COLUMN hcp_relay_leader.backend_start IS 'When the leader''s session started.';
 
 -- What is waiting for the relay: a relay that keeps up shows 0 here.
 CREATE VIEW hcp_relay_lag AS
@@ -180,6 +189,10 @@ CREATE VIEW hcp_relay_lag AS
       FROM relay_state r;
 COMMENT ON VIEW hcp_relay_lag IS
     'Events committed but not yet stamped by the relay, and the last seq stamped. Non-zero for long means no relay is running.';
+COMMENT ON COLUMN hcp_relay_lag.unstamped IS 'Committed events still waiting for their seq.';
+COMMENT ON COLUMN hcp_relay_lag.oldest_unstamped IS 'Insertion time of the oldest of them (NULL when none).';
+COMMENT ON COLUMN hcp_relay_lag.last_seq IS 'Highest seq stamped so far (relay_state.last_seq).';
+COMMENT ON COLUMN hcp_relay_lag.last_stamped_at IS 'When the relay last stamped.';
 
 -- ---------------------------------------------------------------------------
 -- Privileges

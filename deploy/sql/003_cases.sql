@@ -358,6 +358,21 @@ SELECT r.*
             AND EXISTS (SELECT 1 FROM ratings o
                          WHERE o.delivery_id = r.delivery_id AND o.origin = 'rater'));
 COMMENT ON VIEW effective_ratings IS 'The ratings that count in every statistic, report and publication: all ratings, minus those not adopted after an upheld appeal (Art. 23; cases.rating_adopted = false), minus a default rating (Art. 11) superseded by the rater''s own rating of the same delivery (a late rating wins over the default). The excluded rows stay in ratings for audit.';
+-- The view's columns are the ratings columns: give each the same comment, so
+-- auditors reading \d+ effective_ratings see what every column means.
+DO $$
+DECLARE
+    col record;
+BEGIN
+    FOR col IN SELECT a.attname, col_description('ratings'::regclass, a.attnum) AS text
+                 FROM pg_attribute a
+                WHERE a.attrelid = 'ratings'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN effective_ratings.%I IS %L', col.attname,
+                       'As ratings.' || col.attname || ': ' || col.text);
+    END LOOP;
+END
+$$;
 
 -- ---------------------------------------------------------------------------
 -- Privileges

@@ -20,11 +20,12 @@
 
 static const hcp_service_info_t s_info = {
     "bus", "the event bus: XSUB/XPUB proxy between the relay and event subscribers",
-    "  bus.publish            XSUB endpoint to bind, publishers connect here (default "
-    HCP_BUS_PUBLISH_ENDPOINT ")\n"
-    "  bus.subscribe          XPUB endpoint to bind, subscribers connect here (default "
-    HCP_BUS_SUBSCRIBE_ENDPOINT ")\n"
-    "  bus.hwm                messages queued per peer before dropping (default 200000)\n"};
+    "  bus.publish            XSUB endpoint to bind, publishers connect here "
+    "(default " HCP_BUS_PUBLISH_ENDPOINT ")\n"
+    "  bus.subscribe          XPUB endpoint to bind, subscribers connect here "
+    "(default " HCP_BUS_SUBSCRIBE_ENDPOINT ")\n"
+    "  bus.hwm                messages queued per peer before dropping (default "
+    "200000)\n"};
 
 //  Messages moved per wake-up before looking at the other side again: a
 //  flood of events must not starve subscriptions (or the stop flag).
@@ -32,8 +33,7 @@ static const hcp_service_info_t s_info = {
 
 //  Moves up to S_BURST whole (multi-frame) messages from one socket to the
 //  other without blocking. Returns how many.
-static uint64_t
-s_forward (void *from, void *to)
+static uint64_t s_forward (void *from, void *to)
 {
     uint64_t count = 0;
     zmq_msg_t frame;
@@ -61,14 +61,14 @@ s_forward (void *from, void *to)
     return count;
 }
 
-int
-main (int argc, char **argv)
+int main (int argc, char **argv)
 {
     hcp_config_t *config = hcp_service_start (&s_info, &argc, argv);
-    const char *publish = hcp_service_str (config, "bus.publish", HCP_BUS_PUBLISH_ENDPOINT);
-    const char *subscribe
-        = hcp_service_str (config, "bus.subscribe", HCP_BUS_SUBSCRIBE_ENDPOINT);
-    int hwm = (int) hcp_service_int (config, "bus.hwm", 200000, 1, 100000000);
+    const char *publish =
+        hcp_service_str (config, "bus.publish", HCP_BUS_PUBLISH_ENDPOINT);
+    const char *subscribe =
+        hcp_service_str (config, "bus.subscribe", HCP_BUS_SUBSCRIBE_ENDPOINT);
+    int hwm = (int)hcp_service_int (config, "bus.hwm", 50000, 1, 100000000);
 
     zsock_t *xsub = zsock_new (ZMQ_XSUB);
     zsock_t *xpub = zsock_new (ZMQ_XPUB);
@@ -79,10 +79,10 @@ main (int argc, char **argv)
     zsock_set_linger (xpub, 0);
     int rc = 0;
     if (zsock_bind (xsub, "%s", publish) < 0) {
-        hcp_error ("bus: cannot bind bus.publish %s: %s", publish, zmq_strerror (zmq_errno ()));
+        hcp_error ("bus: cannot bind bus.publish %s: %s", publish,
+                   zmq_strerror (zmq_errno ()));
         rc = 1;
-    }
-    else if (zsock_bind (xpub, "%s", subscribe) < 0) {
+    } else if (zsock_bind (xpub, "%s", subscribe) < 0) {
         hcp_error ("bus: cannot bind bus.subscribe %s: %s", subscribe,
                    zmq_strerror (zmq_errno ()));
         rc = 1;

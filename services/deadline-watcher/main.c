@@ -194,9 +194,13 @@ main (int argc, char **argv)
                             examined, "changed", changed, "provisional", provisional,
                             NULL);
             }
-            else
-                hcp_log_kv (HCP_LOG_ERROR, "recomputing deadlines failed, will retry",
-                            "error", hcp_db_error (db), NULL);
+            else {
+                hcp_log_kv (hcp_db_lost (db) ? HCP_LOG_WARN : HCP_LOG_ERROR,
+                            "recomputing deadlines failed, will retry", "error",
+                            hcp_db_error (db), NULL);
+                if (hcp_db_lost (db))
+                    continue; //  reconnect first (top of the loop)
+            }
         }
         hcp_deadline_watcher_stats_t stats = {0};
         if (hcp_deadline_watcher_sweep (watcher, hcp_clock_now_ms (), &stats))

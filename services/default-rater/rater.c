@@ -204,6 +204,25 @@ s_array_add (buf_t *buf, const char *text)
     s_buf_add (buf, "\"", 1);
 }
 
+//  Appends SQL NULL (for a NULL column copied through an array).
+static void
+s_array_add_null (buf_t *buf)
+{
+    if (buf->size > 1)
+        s_buf_add (buf, ",", 1);
+    s_buf_add (buf, "NULL", 4);
+}
+
+//  Appends the value of a result cell, or NULL.
+static void
+s_array_add_cell (buf_t *buf, const PGresult *res, int row, int column)
+{
+    if (PQgetisnull (res, row, column))
+        s_array_add_null (buf);
+    else
+        s_array_add (buf, PQgetvalue (res, row, column));
+}
+
 static void
 s_array_add_hex (buf_t *buf, const uint8_t *data, size_t len)
 {
@@ -306,45 +325,59 @@ s_array_end (buf_t *buf)
     "  FROM unnest ($1::text[], $2::uuid[]) AS t (delivery_id, rating_id)"                    \
     " WHERE w.delivery_id = t.delivery_id AND w.state = 'open'"
 
-//  The defaults: the rating rows (copied from the delivery, rated_at = the
-//  window end), their events and the window states, in one statement.
+//  The defaults: the rating rows (copied from the delivery as the claim
+//  read it, rated_at = the window end), their events and the window
+//  states, in one statement. Everything comes in as arrays, so the
+//  statement touches ratings, events and rating_windows only through their
+//  primary keys (no join the planner could turn into a scan of a big table).
 //  ON CONFLICT: if a default exists already (it cannot while the windows
 //  are locked, but the unique index is the last word), nothing is written
-//  for it and the window records the existing one.
-//  $1 rating ids, $2 delivery ids, $3 payloads (hex), $4 now.
+//  for it; S_DEFAULT_EXISTING then records the existing one.
+//  $1 rating ids, $2 delivery ids, $3 payloads (hex), $4 window ends (ms),
+//  $5 items, $6 channels, $7 stages, $8 rater types, $9 rater keys,
+//  $10 divisions, $11 now.
 #define S_DEFAULT "rater_default"
 #define S_DEFAULT_SQL                                                                         \
     "WITH t AS ("                                                                             \
-    "  SELECT * FROM unnest ($1::uuid[], $2::text[], $3::text[])"                             \
-    "         AS t (rating_id, delivery_id, payload)"                                         \
+    "  SELECT * FROM unnest ($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[],"   \
+    "                        $6::smallint[], $7::smallint[], $8::smallint[], $9::text[],"     \
+    "                        $10::text[])"                                                    \
+    "         AS t (rating_id, delivery_id, payload, ends_ms, item_code, channel, stage,"     \
+    "               rater_type, rater_key, division_code)"                                    \
     "), ins AS ("                                                                             \
     "  INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, rating_count," \
     "                       rater_type, rater_key, division_code, rated_at, standardization," \
     "                       convenience, accuracy, comment, origin, fingerprint)"             \
-    "  SELECT t.rating_id, d.delivery_id, d.item_code, d.channel, d.stage, 1,"                \
-    "         d.rater_type, d.rater_key, d.division_code, w.ends_at, 3, 3, 3, '',"            \
+    "  SELECT t.rating_id, t.delivery_id, t.item_code, t.channel, t.stage, 1, t.rater_type,"  \
+    "         t.rater_key, t.division_code, to_timestamp (t.ends_ms / 1000.0), 3, 3, 3, '',"  \
     "         'default', sha256 (decode (t.payload, 'hex'))"                                  \
-    "    FROM t JOIN deliveries d ON d.delivery_id = t.delivery_id"                           \
-    "           JOIN rating_windows w ON w.delivery_id = t.delivery_id"                       \
+    "    FROM t"                                                                              \
     "  ON CONFLICT DO NOTHING"                                                                \
     "  RETURNING rating_id, delivery_id"                                                      \
     "), ev AS ("                                                                              \
     "  INSERT INTO events (type, key, payload)"                                               \
-    "  SELECT 'rating.defaulted', ins.rating_id::text, decode (t.payload, 'hex')"             \
-    "    FROM ins JOIN t ON t.rating_id = ins.rating_id"                                      \
-    "   ORDER BY ins.rating_id"                                                               \
+    "  SELECT 'rating.defaulted', t.rating_id::text, decode (t.payload, 'hex')"               \
+    "    FROM t WHERE t.rating_id IN (SELECT rating_id FROM ins)"                             \
     "  RETURNING 1"                                                                           \
     "), upd AS ("                                                                             \
     "  UPDATE rating_windows w"                                                               \
-    "     SET state = 'defaulted', closed_at = " S_NOW (4) ","                                \
-    "         rating_id = coalesce (ins.rating_id,"                                           \
-    "             (SELECT o.rating_id FROM ratings o"                                         \
-    "               WHERE o.delivery_id = t.delivery_id AND o.origin = 'default'))"           \
-    "    FROM t LEFT JOIN ins ON ins.delivery_id = t.delivery_id"                             \
-    "   WHERE w.delivery_id = t.delivery_id AND w.state = 'open'"                             \
+    "     SET state = 'defaulted', rating_id = ins.rating_id, closed_at = " S_NOW (11)        \
+    "    FROM ins"                                                                            \
+    "   WHERE w.delivery_id = ins.delivery_id AND w.delivery_id = ANY ($2::text[])"           \
+    "     AND w.state = 'open'"                                                               \
     "  RETURNING 1"                                                                           \
     ")"                                                                                       \
     " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ev), (SELECT count(*) FROM upd)"
+
+//  Claimed windows whose default existed already (see above): record it.
+//  $1 delivery ids, $2 now.
+#define S_DEFAULT_EXISTING "rater_default_existing"
+#define S_DEFAULT_EXISTING_SQL                                                                \
+    "UPDATE rating_windows w SET state = 'defaulted', rating_id = o.rating_id,"               \
+    "       closed_at = " S_NOW (2)                                                           \
+    "  FROM ratings o"                                                                        \
+    " WHERE w.delivery_id = ANY ($1::text[]) AND w.state = 'open'"                            \
+    "   AND o.delivery_id = w.delivery_id AND o.origin = 'default'"
 
 hcp_rater_t *
 hcp_rater_new (hcp_db_t *db, const hcp_rater_settings_t *settings)
@@ -373,6 +406,7 @@ hcp_rater_new (hcp_db_t *db, const hcp_rater_settings_t *settings)
     hcp_db_prepare (db, S_CLAIM, S_CLAIM_SQL);
     hcp_db_prepare (db, S_RATED, S_RATED_SQL);
     hcp_db_prepare (db, S_DEFAULT, S_DEFAULT_SQL);
+    hcp_db_prepare (db, S_DEFAULT_EXISTING, S_DEFAULT_EXISTING_SQL);
     return self;
 }
 
@@ -585,10 +619,12 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
         hcp_db_exec (self->db, "COMMIT");
         return 0;
     }
-    buf_t ids = {0}, delivery_ids = {0}, payloads = {0}, rated_ids = {0}, rated_ratings = {0};
-    s_buf_reset (&ids);
-    s_buf_reset (&delivery_ids);
-    s_buf_reset (&payloads);
+    //  Columns of the defaults, as array literals (see S_DEFAULT).
+    enum { C_ID, C_DELIVERY, C_PAYLOAD, C_ENDS, C_ITEM, C_CHANNEL, C_STAGE, C_TYPE, C_KEY,
+           C_DIVISION, C_COUNT };
+    buf_t column[C_COUNT] = {{0}}, rated_ids = {0}, rated_ratings = {0};
+    for (int c = 0; c < C_COUNT; c++)
+        s_buf_reset (&column[c]);
     s_buf_reset (&rated_ids);
     s_buf_reset (&rated_ratings);
     int defaults = 0, rated = 0;
@@ -606,15 +642,21 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
         hcp_uuid_v7 (ends_ms, rating_id);
         uint8_t payload[1024];
         size_t size = s_default_payload (rating_id, res, row, ends_ms, payload, sizeof payload);
-        s_array_add (&ids, rating_id);
-        s_array_add (&delivery_ids, delivery_id);
-        s_array_add_hex (&payloads, payload, size);
+        s_array_add (&column[C_ID], rating_id);
+        s_array_add (&column[C_DELIVERY], delivery_id);
+        s_array_add_hex (&column[C_PAYLOAD], payload, size);
+        s_array_add (&column[C_ENDS], PQgetvalue (res, row, 1));
+        s_array_add (&column[C_ITEM], PQgetvalue (res, row, 2));
+        s_array_add (&column[C_CHANNEL], PQgetvalue (res, row, 3));
+        s_array_add (&column[C_STAGE], PQgetvalue (res, row, 4));
+        s_array_add (&column[C_TYPE], PQgetvalue (res, row, 5));
+        s_array_add_cell (&column[C_KEY], res, row, 6);
+        s_array_add_cell (&column[C_DIVISION], res, row, 7);
         defaults++;
     }
     PQclear (res);
-    s_array_end (&ids);
-    s_array_end (&delivery_ids);
-    s_array_end (&payloads);
+    for (int c = 0; c < C_COUNT; c++)
+        s_array_end (&column[c]);
     s_array_end (&rated_ids);
     s_array_end (&rated_ratings);
     int rc = -1;
@@ -627,8 +669,11 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
         }
     }
     if (defaults > 0) {
-        const char *values[] = {ids.data, delivery_ids.data, payloads.data, now};
-        res = hcp_db_run (self->db, S_DEFAULT, 4, values);
+        const char *values[C_COUNT + 1];
+        for (int c = 0; c < C_COUNT; c++)
+            values[c] = column[c].data;
+        values[C_COUNT] = now;
+        res = hcp_db_run (self->db, S_DEFAULT, C_COUNT + 1, values);
         if (!hcp_db_ok (self->db, res) || PQntuples (res) != 1) {
             PQclear (res);
             s_fail (self, "defaults: store");
@@ -637,14 +682,23 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
         stored = atol (PQgetvalue (res, 0, 0));
         long windows = atol (PQgetvalue (res, 0, 2));
         PQclear (res);
-        if (windows != defaults)
-            //  Cannot happen while the claim holds the rows; say it if it
-            //  does rather than hide it.
-            hcp_warn ("defaults: %d windows claimed but %ld marked defaulted", defaults,
-                      windows);
-        if (stored != defaults)
+        if (stored != defaults) {
+            //  Cannot happen while the claim holds the windows (a default
+            //  is only written under that lock); if a default was written
+            //  some other way, the window records it rather than stay open.
             hcp_warn ("defaults: %ld of %d defaults stored; the others existed already",
                       stored, defaults);
+            const char *existing[] = {column[C_DELIVERY].data, now};
+            long recorded = s_run_count (self, S_DEFAULT_EXISTING, 2, existing);
+            if (recorded < 0) {
+                s_fail (self, "defaults: existing");
+                goto done;
+            }
+            windows += recorded;
+        }
+        if (windows != defaults)
+            hcp_warn ("defaults: %d windows claimed but %ld marked defaulted", defaults,
+                      windows);
     }
     if (hcp_db_exec (self->db, "COMMIT") != 0) {
         s_fail (self, "defaults: commit");
@@ -654,9 +708,8 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
     self->totals.windows_rated += (uint64_t) rated;
     rc = rows;
 done:
-    free (ids.data);
-    free (delivery_ids.data);
-    free (payloads.data);
+    for (int c = 0; c < C_COUNT; c++)
+        free (column[c].data);
     free (rated_ids.data);
     free (rated_ratings.data);
     return rc;

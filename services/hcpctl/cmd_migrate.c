@@ -289,6 +289,13 @@ hcpctl_migrate (hcp_config_t *config, int argc, char **argv)
         printf ("done (%.2f s)\n", s_seconds () - started);
         applied_now++;
     }
+    //  Auditors read the schema version too (the role exists once 001 ran).
+    if (!check_only
+        && hcp_db_exec (db, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                            "'hcp_auditor') THEN GRANT SELECT ON schema_migrations TO "
+                            "hcp_auditor, hcp_service; END IF; END $$")
+               != 0)
+        fprintf (stderr, "hcpctl migrate: warning: %s\n", hcp_db_error (db));
     if (check_only)
         printf ("schema version %d; migrations known up to %d\n", applied_max, known);
     else if (applied_now == 0)

@@ -11,6 +11,10 @@
     recorded"): an adapter that gets no reply resends the same id, which is
     safe because storing is idempotent.
 
+    The main thread receives, validates and replies; a writer thread (czmq
+    actor) stores one batch at a time, so the next batch is collected and
+    validated while the previous one commits.
+
     When PostgreSQL is unreachable nothing is acknowledged: the server keeps
     its batch, reconnects with backoff (hcp_db_ensure) and retries it; new
     requests wait in the socket. On SIGTERM it finishes the batch it holds
@@ -23,12 +27,12 @@
 #include "hcp_validate.h"
 
 typedef struct {
-    const char *bind;            //  ingest.bind: endpoint(s), comma-separated
-    const char *conninfo;        //  database.conninfo ("" = libpq's PG* environment)
-    int batch_max;               //  ingest.batch_max: most requests per transaction
+    const char *bind;             //  ingest.bind: endpoint(s), comma-separated
+    const char *conninfo;         //  database.conninfo ("" = libpq's PG* environment)
+    int batch_max;                //  ingest.batch_max: most requests per transaction
     hcp_validate_limits_t limits; //  message size, clock skew, comment length
-    int catalog_refresh_s;       //  ingest.catalog_refresh_seconds
-    int stats_s;                 //  ingest.stats_seconds: period of the stats log line
+    int catalog_refresh_s;        //  ingest.catalog_refresh_seconds
+    int stats_s;                  //  ingest.stats_seconds: period of the stats log line
 } ingest_settings_t;
 
 typedef struct _ingest_server_t ingest_server_t;

@@ -20,7 +20,8 @@
 #define S_LAST_SEQ     "hcp_relay_last_seq"
 #define S_LAST_SEQ_SQL "SELECT last_seq FROM relay_state WHERE singleton"
 #define S_STAMP        "hcp_relay_stamp"
-#define S_STAMP_SQL    "SELECT seq, type, key, at_ms, payload FROM hcp_relay_stamp($1::integer)"
+#define S_STAMP_SQL                                                                      \
+    "SELECT seq, type, key, at_ms, payload FROM hcp_relay_stamp($1::integer)"
 
 struct _hcp_relay_t {
     hcp_relay_options_t options;
@@ -33,8 +34,7 @@ struct _hcp_relay_t {
     uint64_t published; //  events published since start (for the log)
 };
 
-void
-hcp_relay_options_default (hcp_relay_options_t *options)
+void hcp_relay_options_default (hcp_relay_options_t *options)
 {
     assert (options);
     options->conninfo = "";
@@ -46,16 +46,14 @@ hcp_relay_options_default (hcp_relay_options_t *options)
     options->send_hwm = 100000;
 }
 
-static int64_t
-s_mono_ms (void)
+static int64_t s_mono_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-hcp_relay_t *
-hcp_relay_new (const hcp_relay_options_t *options)
+hcp_relay_t *hcp_relay_new (const hcp_relay_options_t *options)
 {
     assert (options);
     assert (options->batch_max > 0);
@@ -81,7 +79,7 @@ hcp_relay_new (const hcp_relay_options_t *options)
     //  The pid in application_name tells operators (and the fault tests)
     //  which relay process holds the lead: see the view hcp_relay_leader.
     char application_name[64];
-    snprintf (application_name, sizeof application_name, "hcp-relay:%d", (int) getpid ());
+    snprintf (application_name, sizeof application_name, "hcp-relay:%d", (int)getpid ());
     self->db = hcp_db_new (self->conninfo, application_name);
     hcp_db_prepare (self->db, S_TRY_LOCK, S_TRY_LOCK_SQL);
     hcp_db_prepare (self->db, S_LAST_SEQ, S_LAST_SEQ_SQL);
@@ -89,8 +87,7 @@ hcp_relay_new (const hcp_relay_options_t *options)
     return self;
 }
 
-void
-hcp_relay_destroy (hcp_relay_t **self_p)
+void hcp_relay_destroy (hcp_relay_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -104,36 +101,31 @@ hcp_relay_destroy (hcp_relay_t **self_p)
     *self_p = NULL;
 }
 
-bool
-hcp_relay_lost (hcp_relay_t *self)
+bool hcp_relay_lost (hcp_relay_t *self)
 {
     return hcp_db_lost (self->db);
 }
 
-uint64_t
-hcp_relay_last_seq (hcp_relay_t *self)
+uint64_t hcp_relay_last_seq (hcp_relay_t *self)
 {
     return self->last_seq;
 }
 
-bool
-hcp_relay_is_leader (hcp_relay_t *self)
+bool hcp_relay_is_leader (hcp_relay_t *self)
 {
     return self->leader;
 }
 
 //  Network-order 8 bytes of a binary int8 result column.
-static uint64_t
-s_int8 (const char *value)
+static uint64_t s_int8 (const char *value)
 {
     uint32_t high, low;
     memcpy (&high, value, 4);
     memcpy (&low, value + 4, 4);
-    return ((uint64_t) ntohl (high) << 32) | ntohl (low);
+    return ((uint64_t)ntohl (high) << 32) | ntohl (low);
 }
 
-int
-hcp_relay_step (hcp_relay_t *self)
+int hcp_relay_step (hcp_relay_t *self)
 {
     assert (self);
     PGconn *conn = hcp_db_conn (self->db);
@@ -161,19 +153,19 @@ hcp_relay_step (hcp_relay_t *self)
         uint64_t seq = s_int8 (PQgetvalue (res, row, 0));
         //  A full queue drops the message, exactly as a lost packet would:
         //  the next heartbeat makes subscribers read it from the table.
-        hcp_bus_send_event (self->pub, seq, PQgetvalue (res, row, 1), PQgetvalue (res, row, 2),
-                            (int64_t) s_int8 (PQgetvalue (res, row, 3)),
-                            PQgetvalue (res, row, 4), (size_t) PQgetlength (res, row, 4));
+        hcp_bus_send_event (self->pub, seq, PQgetvalue (res, row, 1),
+                            PQgetvalue (res, row, 2),
+                            (int64_t)s_int8 (PQgetvalue (res, row, 3)),
+                            PQgetvalue (res, row, 4), (size_t)PQgetlength (res, row, 4));
         self->last_seq = seq;
     }
-    self->published += (uint64_t) rows;
+    self->published += (uint64_t)rows;
     PQclear (res);
     return rows;
 }
 
 //  Reads relay_state.last_seq (what a new leader announces first).
-static int
-s_load_last_seq (hcp_relay_t *self)
+static int s_load_last_seq (hcp_relay_t *self)
 {
     PGresult *res = hcp_db_run (self->db, S_LAST_SEQ, 0, NULL);
     int rc = -1;
@@ -187,8 +179,7 @@ s_load_last_seq (hcp_relay_t *self)
 
 //  Tries to become the leader. Returns 1 if we are, 0 if another relay is,
 //  -1 on a database error.
-static int
-s_try_lead (hcp_relay_t *self)
+static int s_try_lead (hcp_relay_t *self)
 {
     PGresult *res = hcp_db_run (self->db, S_TRY_LOCK, 0, NULL);
     int rc = -1;
@@ -199,15 +190,15 @@ s_try_lead (hcp_relay_t *self)
         return rc;
     //  LISTEN before the first step: an event committed after that step
     //  then always wakes us (and one before it is found by the step).
-    if (hcp_db_exec (self->db, "LISTEN " HCP_EVENTS_CHANNEL) != 0 || s_load_last_seq (self) != 0)
+    if (hcp_db_exec (self->db, "LISTEN " HCP_EVENTS_CHANNEL) != 0 ||
+        s_load_last_seq (self) != 0)
         return -1;
     return 1;
 }
 
 //  Sleeps up to ms, waking early when the database socket has something
 //  (a notification) or a stop is requested. Returns true if notified.
-static bool
-s_wait (hcp_relay_t *self, int ms, volatile int *stop)
+static bool s_wait (hcp_relay_t *self, int ms, volatile int *stop)
 {
     int fd = hcp_db_socket (self->db);
     int64_t until = s_mono_ms () + ms;
@@ -218,7 +209,7 @@ s_wait (hcp_relay_t *self, int ms, volatile int *stop)
         //  Slices of at most 100 ms so a signal is noticed promptly even
         //  where it does not interrupt the poll.
         zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
-        int ready = zmq_poll (&item, fd >= 0 ? 1 : 0, left < 100 ? (long) left : 100);
+        int ready = zmq_poll (&item, fd >= 0 ? 1 : 0, left < 100 ? (long)left : 100);
         if (ready > 0 && fd >= 0) {
             //  Consuming input also notices a closed connection.
             hcp_db_drain_notifies (self->db);
@@ -229,8 +220,7 @@ s_wait (hcp_relay_t *self, int ms, volatile int *stop)
 }
 
 //  The leader's loop. Returns when stopping or when the connection is lost.
-static void
-s_lead (hcp_relay_t *self, volatile int *stop)
+static void s_lead (hcp_relay_t *self, volatile int *stop)
 {
     hcp_info ("relay: leader (advisory lock %s), last seq %" PRIu64 ", publishing to %s",
               HCP_RELAY_LOCK_KEY, self->last_seq, self->publish_endpoint);
@@ -249,7 +239,7 @@ s_lead (hcp_relay_t *self, volatile int *stop)
             continue;
         int wait = self->options.poll_ms;
         if (heartbeat_at - now < wait)
-            wait = (int) (heartbeat_at - now);
+            wait = (int)(heartbeat_at - now);
         //  After an SQL error, don't spin: wait a whole poll period.
         if (stamped < 0)
             wait = self->options.poll_ms;
@@ -259,8 +249,7 @@ s_lead (hcp_relay_t *self, volatile int *stop)
     }
 }
 
-int
-hcp_relay_run (hcp_relay_t *self, volatile int *stop)
+int hcp_relay_run (hcp_relay_t *self, volatile int *stop)
 {
     assert (self);
     assert (stop);
@@ -280,8 +269,9 @@ hcp_relay_run (hcp_relay_t *self, volatile int *stop)
             continue;
         }
         if (lead == 0 && !standby_logged) {
-            hcp_info ("relay: standby, another relay holds the lock; retrying every %d ms",
-                      self->options.standby_retry_ms);
+            hcp_info (
+                "relay: standby, another relay holds the lock; retrying every %d ms",
+                self->options.standby_retry_ms);
             standby_logged = true;
         }
         if (lead < 0 && !hcp_db_lost (self->db))

@@ -91,8 +91,7 @@ static void *
 s_drain (void *args)
 {
     drain_t *drain = args;
-    hcp_sub_t *sub = hcp_sub_new (drain->b->subscribe, drain->b->conninfo,
-                                  0, NULL);
+    hcp_sub_t *sub = hcp_sub_new (drain->b->subscribe, drain->b->conninfo, 0, NULL);
     uint64_t last = 0;
     int64_t deadline = s_now_us () + 300 * 1000000LL;
     while (last < drain->until && s_now_us () < deadline) {
@@ -116,6 +115,7 @@ typedef struct {
     const char *conninfo;
     atomic_int *stop;
     long long inserted;
+    int rate; //  events per second to aim at (0: as fast as possible)
 } writer_t;
 
 static void *
@@ -128,14 +128,72 @@ s_writer (void *args)
               "INSERT INTO events (type, key, payload) SELECT 'bench.event', 'w' || g,"
               " convert_to(repeat('x', 300), 'UTF8') FROM generate_series(1, %d) g",
               LIVE_TX_EVENTS);
+    int64_t started = s_now_us ();
     while (!atomic_load (writer->stop) && PQstatus (conn) == CONNECTION_OK) {
         PGresult *res = PQexec (conn, sql);
         if (PQresultStatus (res) == PGRES_COMMAND_OK)
             writer->inserted += LIVE_TX_EVENTS;
         PQclear (res);
+        if (writer->rate > 0) {
+            //  Sleep until the schedule says the next transaction is due.
+            int64_t due = started + writer->inserted * 1000000LL / writer->rate;
+            int64_t ahead = due - s_now_us ();
+            if (ahead > 0)
+                hcp_test_sleep_ms ((int) (ahead / 1000));
+        }
     }
     PQfinish (conn);
     return NULL;
+}
+
+// --- 4. the cost of the NOTIFY trigger on small commits ----------------------
+
+#define SMALL_WRITERS 4
+#define SMALL_SECONDS 3
+
+typedef struct {
+    const char *conninfo;
+    atomic_int *stop;
+    long long commits;
+} small_t;
+
+static void *
+s_small_writer (void *args)
+{
+    small_t *small = args;
+    PGconn *conn = PQconnectdb (small->conninfo);
+    while (!atomic_load (small->stop) && PQstatus (conn) == CONNECTION_OK) {
+        PGresult *res = PQexec (conn,
+                                "INSERT INTO events (type, key) VALUES ('small.commit', 'k')");
+        if (PQresultStatus (res) == PGRES_COMMAND_OK)
+            small->commits++;
+        PQclear (res);
+    }
+    PQfinish (conn);
+    return NULL;
+}
+
+//  Commits per second of SMALL_WRITERS connections inserting one event per
+//  transaction.
+static double
+s_small_commits (bench_t *b)
+{
+    atomic_int stop = 0;
+    small_t smalls[SMALL_WRITERS];
+    pthread_t threads[SMALL_WRITERS];
+    int64_t started = s_now_us ();
+    for (int i = 0; i < SMALL_WRITERS; i++) {
+        smalls[i] = (small_t){b->conninfo, &stop, 0};
+        pthread_create (&threads[i], NULL, s_small_writer, &smalls[i]);
+    }
+    hcp_test_sleep_ms (SMALL_SECONDS * 1000);
+    atomic_store (&stop, 1);
+    long long commits = 0;
+    for (int i = 0; i < SMALL_WRITERS; i++) {
+        pthread_join (threads[i], NULL);
+        commits += smalls[i].commits;
+    }
+    return commits / ((s_now_us () - started) / 1e6);
 }
 
 // --- 3. latency ------------------------------------------------------------------
@@ -241,11 +299,12 @@ main (void)
     b.bus = s_children[0] = hcp_test_spawn ("hcp-bus", bus_argv, bus_env, b.log);
 
     // 1. Backlog.
-    hcp_test_sql_exec (b.conn,
-                       "INSERT INTO events (type, key, payload) SELECT 'bench.event', 'b' || g,"
-                       " convert_to(repeat('x', 300), 'UTF8')"
-                       " FROM generate_series(1, %d) g",
-                       BACKLOG_EVENTS);
+    hcp_test_sql_exec (
+        b.conn,
+        "INSERT INTO events (type, key, payload) SELECT 'bench.event', 'b' || g,"
+        " convert_to(repeat('x', 300), 'UTF8')"
+        " FROM generate_series(1, %d) g",
+        BACKLOG_EVENTS);
     hcp_test_sql_exec (b.conn, "VACUUM ANALYZE events");
     drain_t drain = {.b = &b, .until = BACKLOG_EVENTS};
     pthread_t drain_thread;
@@ -272,12 +331,12 @@ main (void)
     long long max_backlog = 0;
     started = s_now_us ();
     for (int i = 0; i < LIVE_WRITERS; i++) {
-        writers[i] = (writer_t) {b.conninfo, &stop, 0};
+        writers[i] = (writer_t){b.conninfo, &stop, 0, 0};
         pthread_create (&writer_threads[i], NULL, s_writer, &writers[i]);
     }
     while (s_now_us () - started < LIVE_SECONDS * 1000000LL) {
-        long long backlog
-            = hcp_test_sql_int (b.conn, "SELECT count(*) FROM events WHERE seq IS NULL");
+        long long backlog = hcp_test_sql_int (b.conn,
+                                              "SELECT count(*) FROM events WHERE seq IS NULL");
         if (backlog > max_backlog)
             max_backlog = backlog;
         hcp_test_sleep_ms (100);
@@ -289,25 +348,39 @@ main (void)
         inserted += writers[i].inserted;
     }
     int64_t live_us = s_now_us () - started;
-    long long stamped_live
-        = hcp_test_sql_int (b.conn, "SELECT last_seq FROM relay_state") - before;
+    long long stamped_live = hcp_test_sql_int (b.conn, "SELECT last_seq FROM relay_state")
+                             - before;
     long long total = hcp_test_sql_int (b.conn, "SELECT count(*) FROM events");
     if (hcp_test_wait_int (b.conn, total, 120000, "SELECT last_seq FROM relay_state") != total)
         s_die ("live: the relay did not catch up");
     int64_t caught_up_us = s_now_us () - started;
 
-    // 3. Latency, idle and with background writers.
-    int64_t idle50, idle99, idlemax, load50, load99, loadmax;
-    s_latency (&b, "idle", &idle50, &idle99, &idlemax);
-    atomic_store (&stop, 0);
-    writer_t background = {b.conninfo, &stop, 0};
-    pthread_t background_thread;
-    pthread_create (&background_thread, NULL, s_writer, &background);
-    int64_t load_started = s_now_us ();
-    s_latency (&b, "load", &load50, &load99, &loadmax);
-    atomic_store (&stop, 1);
-    pthread_join (background_thread, NULL);
-    double background_rate = background.inserted / ((s_now_us () - load_started) / 1e6);
+    // 3. Latency, idle and with background writers at fixed rates.
+    int64_t lat[3][3];
+    double rates[3] = {0, 0, 0};
+    const int targets[3] = {0, 10000, 20000};
+    for (int run = 0; run < 3; run++) {
+        writer_t background = {b.conninfo, &stop, 0, targets[run]};
+        pthread_t background_thread;
+        atomic_store (&stop, 0);
+        int64_t load_started = s_now_us ();
+        if (targets[run])
+            pthread_create (&background_thread, NULL, s_writer, &background);
+        char tag[16];
+        snprintf (tag, sizeof tag, "r%d", run);
+        s_latency (&b, tag, &lat[run][0], &lat[run][1], &lat[run][2]);
+        atomic_store (&stop, 1);
+        if (targets[run]) {
+            pthread_join (background_thread, NULL);
+            rates[run] = background.inserted / ((s_now_us () - load_started) / 1e6);
+        }
+    }
+
+    // 4. Small commits with and without the wake-up trigger.
+    double with_notify = s_small_commits (&b);
+    hcp_test_sql_exec (b.conn, "ALTER TABLE events DISABLE TRIGGER events_notify");
+    double without_notify = s_small_commits (&b);
+    hcp_test_sql_exec (b.conn, "ALTER TABLE events ENABLE TRIGGER events_notify");
 
     // Integrity after all that.
     total = hcp_test_sql_int (b.conn, "SELECT count(*) FROM events");
@@ -315,25 +388,40 @@ main (void)
         || hcp_test_sql_int (b.conn, "SELECT count(DISTINCT seq) FROM events") != total)
         s_die ("integrity: seq is not gapless and unique at the end");
 
-    printf ("\nbench_bus — hcp-relay + hcp-bus (real binaries, ipc://, 300-byte payloads)\n\n");
-    printf ("| measure                                             | value                 |\n");
-    printf ("|-----------------------------------------------------|-----------------------|\n");
-    printf ("| backlog %6d events: stamped + published by relay  | %8.0f events/s     |\n",
-            BACKLOG_EVENTS, BACKLOG_EVENTS / (stamped_us / 1e6));
-    printf ("| backlog: received by a subscriber, in order         | %8.0f events/s     |\n",
-            BACKLOG_EVENTS / (drained_us / 1e6));
-    printf ("| live, %d writers x %d-event tx: inserted            | %8.0f events/s     |\n",
-            LIVE_WRITERS, LIVE_TX_EVENTS, inserted / (live_us / 1e6));
-    printf ("| live: stamped + published meanwhile                 | %8.0f events/s     |\n",
-            stamped_live / (live_us / 1e6));
-    printf ("| live: largest unstamped backlog seen                | %8lld events       |\n",
-            max_backlog);
-    printf ("| live: relay caught up after                         | %8.2f s            |\n",
-            caught_up_us / 1e6);
-    printf ("| latency commit -> subscriber, idle   p50 / p99 / max | %5.2f / %5.2f / %5.2f ms |\n",
-            idle50 / 1e3, idle99 / 1e3, idlemax / 1e3);
-    printf ("| latency, writers at %6.0f ev/s      p50 / p99 / max | %5.2f / %5.2f / %5.2f ms |\n",
-            background_rate, load50 / 1e3, load99 / 1e3, loadmax / 1e3);
+    char value[64];
+    printf (
+        "\nbench_bus — hcp-relay + hcp-bus (real binaries, ipc://, 300-byte payloads)\n\n");
+    printf ("| %-58s | %-26s |\n", "measure", "value");
+    printf ("|%.60s|%.28s|\n", "------------------------------------------------------------",
+            "----------------------------");
+#define S_ROW(label, ...)                                                                     \
+    do {                                                                                      \
+        snprintf (value, sizeof value, __VA_ARGS__);                                          \
+        printf ("| %-58s | %-26s |\n", label, value);                                         \
+    } while (0)
+    S_ROW ("backlog of 200k events: stamped + published by the relay", "%.0f events/s",
+           BACKLOG_EVENTS / (stamped_us / 1e6));
+    S_ROW ("backlog: received in order by a subscriber via hcp-bus", "%.0f events/s",
+           BACKLOG_EVENTS / (drained_us / 1e6));
+    S_ROW ("live: 2 writers, 500-event transactions, inserted", "%.0f events/s",
+           inserted / (live_us / 1e6));
+    S_ROW ("live: stamped + published meanwhile", "%.0f events/s",
+           stamped_live / (live_us / 1e6));
+    S_ROW ("live: largest unstamped backlog seen", "%lld events", max_backlog);
+    S_ROW ("live: relay caught up after", "%.2f s", caught_up_us / 1e6);
+    for (int run = 0; run < 3; run++) {
+        char label[80];
+        if (run == 0)
+            snprintf (label, sizeof label, "latency commit -> subscriber, idle: p50/p99/max");
+        else
+            snprintf (label, sizeof label, "latency, writers at %.0f events/s: p50/p99/max",
+                      rates[run]);
+        S_ROW (label, "%.1f / %.1f / %.1f ms", lat[run][0] / 1e3, lat[run][1] / 1e3,
+               lat[run][2] / 1e3);
+    }
+    S_ROW ("4 connections, 1-event commits, NOTIFY trigger on", "%.0f commits/s", with_notify);
+    S_ROW ("same with the trigger disabled (relay polls only)", "%.0f commits/s",
+           without_notify);
     printf ("\n");
 
     hcp_test_stop (b.relay, SIGTERM, 10000);

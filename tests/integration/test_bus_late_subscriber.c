@@ -15,9 +15,8 @@ test_late_subscriber_gets_everything (void **state)
     //  5,000 events in transactions of 100, published while nobody listens.
     for (int i = 0; i < 50; i++)
         fx_insert (fx.conn, "early", i * 100, 100);
-    assert_int_equal (hcp_test_wait_int (fx.conn, 5000, 30000,
-                                         "SELECT last_seq FROM relay_state"),
-                      5000);
+    assert_int_equal (
+        hcp_test_wait_int (fx.conn, 5000, 30000, "SELECT last_seq FROM relay_state"), 5000);
 
     fx_collector_t collector;
     fx_collector_init (&collector, &fx);
@@ -55,9 +54,8 @@ test_prefix_and_after_seq (void **state)
                                 " CASE WHEN g %% 3 = 0 THEN 'rating.stored'"
                                 " ELSE 'delivery.stored' END, 'k' || g"
                                 " FROM generate_series(1, 300) g");
-    assert_int_equal (hcp_test_wait_int (fx.conn, 300, 30000,
-                                         "SELECT last_seq FROM relay_state"),
-                      300);
+    assert_int_equal (
+        hcp_test_wait_int (fx.conn, 300, 30000, "SELECT last_seq FROM relay_state"), 300);
     hcp_sub_t *sub = hcp_sub_new (fx.subscribe, fx.conninfo, 150, "rating.");
     assert_non_null (sub);
     int got = 0;

@@ -113,7 +113,7 @@ test_two_instances_handle_each_event_once (void **state)
     instance_t instances[2];
     pthread_t threads[2];
     for (int i = 0; i < 2; i++) {
-        instances[i] = (instance_t) {&fx, i, (unsigned) (getpid () + i), &stop, 0, 0, 0, 0};
+        instances[i] = (instance_t){&fx, i, (unsigned) (getpid () + i), &stop, 0, 0, 0, 0};
         assert_int_equal (pthread_create (&threads[i], NULL, s_instance, &instances[i]), 0);
     }
     for (int i = 0; i < 50; i++) {
@@ -164,7 +164,8 @@ test_two_instances_handle_each_event_once (void **state)
     assert_int_equal (hcp_db_exec (db, "ROLLBACK"), 0);
     assert_int_equal (hcp_db_exec (db, "BEGIN"), 0);
     const unsigned char payload[] = {0, 1, 2, 0xff, 0};
-    assert_int_equal (hcp_event_emit (db, "test.emitted", "key-1", payload, sizeof payload), 0);
+    assert_int_equal (hcp_event_emit (db, "test.emitted", "key-1", payload, sizeof payload),
+                      0);
     assert_int_equal (hcp_event_emit (db, "test.empty", "key-2", NULL, 0), 0);
     assert_int_equal (hcp_db_exec (db, "COMMIT"), 0);
     hcp_db_destroy (&db);

@@ -165,6 +165,14 @@ test_duplicates_gaps_heartbeats (void **state)
     s_expect (sub, 13, 10000);
     printf ("silent event found after %lld ms\n", (long long) (hcp_test_now_ms () - started));
     s_expect_nothing (sub, 200);
+    //  Live: 6 and 7. From the table: 1-5 (start), 8-10 (the gap: 10
+    //  itself is read again in order), 11-12 (heartbeat), 13 (silence):
+    //  four runs.
+    hcp_sub_stats_t stats;
+    hcp_sub_stats (sub, &stats);
+    assert_int_equal (stats.live, 2);
+    assert_int_equal (stats.from_table, 11);
+    assert_int_equal (stats.catchups, 4);
     hcp_sub_destroy (&sub);
     s_teardown (&t);
 }
@@ -175,9 +183,9 @@ test_type_filter_walks_every_seq (void **state)
     (void) state;
     seq_t t;
     s_setup (&t, "bus_seq_filter");
-    s_stamp (&t, "other.x", 3); //  1..3
+    s_stamp (&t, "other.x", 3);     //  1..3
     s_stamp (&t, "case.opened", 1); //  4
-    s_stamp (&t, "other.x", 2); //  5..6
+    s_stamp (&t, "other.x", 2);     //  5..6
     hcp_sub_t *sub = hcp_sub_new (t.fx.subscribe, t.fx.conninfo, 0, "case.");
     s_expect (sub, 4, 5000);
     s_expect_nothing (sub, 300);

@@ -13,10 +13,9 @@
 
 #include <cmocka.h>
 
-static void
-test_verdict (void **state)
+static void test_verdict (void **state)
 {
-    (void) state;
+    (void)state;
     assert_int_equal (hcp_bus_verdict (0, 1), HCP_BUS_NEXT);
     assert_int_equal (hcp_bus_verdict (41, 42), HCP_BUS_NEXT);
     assert_int_equal (hcp_bus_verdict (42, 42), HCP_BUS_DUPLICATE);
@@ -27,10 +26,9 @@ test_verdict (void **state)
     assert_int_equal (hcp_bus_verdict (UINT64_MAX - 1, UINT64_MAX), HCP_BUS_NEXT);
 }
 
-static void
-test_type_matches (void **state)
+static void test_type_matches (void **state)
 {
-    (void) state;
+    (void)state;
     assert_true (hcp_bus_type_matches (NULL, "rating.stored"));
     assert_true (hcp_bus_type_matches ("", "rating.stored"));
     assert_true (hcp_bus_type_matches ("rating.", "rating.stored"));
@@ -41,18 +39,16 @@ test_type_matches (void **state)
 }
 
 //  Sends with the encoder and reads back the two frames.
-static zmsg_t *
-s_roundtrip (zsock_t *writer, zsock_t *reader)
+static zmsg_t *s_roundtrip (zsock_t *writer, zsock_t *reader)
 {
-    (void) writer;
+    (void)writer;
     zmsg_t *msg = zmsg_recv (reader);
     assert_non_null (msg);
     assert_int_equal (zmsg_size (msg), 2);
     return msg;
 }
 
-static int
-s_decode (zmsg_t *msg, hcp_event_t **event, uint64_t *heartbeat)
+static int s_decode (zmsg_t *msg, hcp_event_t **event, uint64_t *heartbeat)
 {
     zframe_t *topic = zmsg_first (msg);
     zframe_t *body = zmsg_next (msg);
@@ -60,18 +56,17 @@ s_decode (zmsg_t *msg, hcp_event_t **event, uint64_t *heartbeat)
                            zframe_size (body), event, heartbeat);
 }
 
-static void
-test_event_roundtrip (void **state)
+static void test_event_roundtrip (void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *reader = zsock_new_pair ("@inproc://wire");
     zsock_t *writer = zsock_new_pair (">inproc://wire");
     assert_non_null (reader);
     assert_non_null (writer);
 
     const unsigned char payload[] = {0, 1, 2, 3, 0xfe, 0xff};
-    assert_int_equal (hcp_bus_send_event (writer, 12345, "rating.stored", "0190abcd", 1700000000123LL,
-                                          payload, sizeof payload),
+    assert_int_equal (hcp_bus_send_event (writer, 12345, "rating.stored", "0190abcd",
+                                          1700000000123LL, payload, sizeof payload),
                       0);
     zmsg_t *msg = s_roundtrip (writer, reader);
     assert_true (zframe_streq (zmsg_first (msg), "rating.stored"));
@@ -95,7 +90,7 @@ test_event_roundtrip (void **state)
     size_t big_size = 100000;
     unsigned char *big = malloc (big_size);
     for (size_t i = 0; i < big_size; i++)
-        big[i] = (unsigned char) (i * 7);
+        big[i] = (unsigned char)(i * 7);
     assert_int_equal (hcp_bus_send_event (writer, 1, "x", "", 0, big, big_size), 0);
     msg = s_roundtrip (writer, reader);
     assert_int_equal (s_decode (msg, &event, &heartbeat), 1);
@@ -126,30 +121,32 @@ test_event_roundtrip (void **state)
     zsock_destroy (&reader);
 }
 
-static void
-test_decode_rejects_garbage (void **state)
+static void test_decode_rejects_garbage (void **state)
 {
-    (void) state;
+    (void)state;
     hcp_event_t *event = NULL;
     uint64_t heartbeat = 0;
     //  Not protobuf.
     const char junk[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff";
     assert_int_equal (hcp_bus_decode ("a", 1, junk, sizeof junk, &event, &heartbeat), -1);
     assert_null (event);
-    assert_int_equal (hcp_bus_decode ("$hb", 3, junk, sizeof junk, &event, &heartbeat), -1);
+    assert_int_equal (hcp_bus_decode ("$hb", 3, junk, sizeof junk, &event, &heartbeat),
+                      -1);
 
     //  A valid event whose topic is not its type, and one with seq 0.
     zsock_t *reader = zsock_new_pair ("@inproc://garbage");
     zsock_t *writer = zsock_new_pair (">inproc://garbage");
-    assert_int_equal (hcp_bus_send_event (writer, 5, "rating.stored", "k", 0, NULL, 0), 0);
+    assert_int_equal (hcp_bus_send_event (writer, 5, "rating.stored", "k", 0, NULL, 0),
+                      0);
     zmsg_t *msg = s_roundtrip (writer, reader);
     zframe_t *body = zmsg_last (msg);
-    assert_int_equal (hcp_bus_decode ("case.opened", 11, zframe_data (body), zframe_size (body),
-                                      &event, &heartbeat),
+    assert_int_equal (hcp_bus_decode ("case.opened", 11, zframe_data (body),
+                                      zframe_size (body), &event, &heartbeat),
                       -1);
     assert_null (event);
     zmsg_destroy (&msg);
-    assert_int_equal (hcp_bus_send_event (writer, 0, "rating.stored", "k", 0, NULL, 0), 0);
+    assert_int_equal (hcp_bus_send_event (writer, 0, "rating.stored", "k", 0, NULL, 0),
+                      0);
     msg = s_roundtrip (writer, reader);
     assert_int_equal (s_decode (msg, &event, &heartbeat), -1);
     assert_null (event);
@@ -158,8 +155,7 @@ test_decode_rejects_garbage (void **state)
     zsock_destroy (&reader);
 }
 
-int
-main (void)
+int main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_verdict),

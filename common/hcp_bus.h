@@ -54,7 +54,9 @@ typedef struct _hcp_sub_t hcp_sub_t;
 //  in order. bus_endpoint: the XPUB side of hcp-bus. conninfo: PostgreSQL,
 //  for catch-up reads (its own connection). type_prefix: deliver only
 //  events whose type starts with it ("" or NULL: all); sequence tracking
-//  still covers every event. Returns NULL only on a programming error.
+//  still covers every event. Returns NULL only on a programming error (or
+//  a malformed endpoint, which is logged). Neither the bus nor PostgreSQL
+//  need be up: the subscriber connects and catches up when they are.
 hcp_sub_t *hcp_sub_new (const char *bus_endpoint, const char *conninfo, uint64_t after_seq,
                         const char *type_prefix);
 

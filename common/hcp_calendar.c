@@ -25,11 +25,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DAY_PLAIN    0
-#define DAY_HOLIDAY  1
-#define DAY_WORKDAY  2
-#define YEAR_MIN     1970
-#define YEAR_MAX     9999
+#define DAY_PLAIN   0
+#define DAY_HOLIDAY 1
+#define DAY_WORKDAY 2
+#define YEAR_MIN    1970
+#define YEAR_MAX    9999
 
 typedef struct {
     int year;
@@ -355,8 +355,8 @@ s_year_compare (const void *a, const void *b)
     return ((const year_t *) a)->year - ((const year_t *) b)->year;
 }
 
-static const char *s_weekday_names[] = {"", "Monday", "Tuesday", "Wednesday", "Thursday",
-                                        "Friday", "Saturday", "Sunday"};
+static const char *s_weekday_names[] = {"",         "Monday", "Tuesday",  "Wednesday",
+                                        "Thursday", "Friday", "Saturday", "Sunday"};
 
 //  Reads one list (holidays or workdays) of a year into year->day. Returns
 //  0, or -1 with the error set on root.
@@ -391,8 +391,8 @@ s_load_list (hcp_config_t *root, hcp_config_t *list, year_t *year, int mark)
         }
         if (year->day[doy] != DAY_PLAIN) {
             hcp_config_fail (root, item,
-                             "%s is both a holiday and a workday (the other at line %d)",
-                             text, year->line[doy]);
+                             "%s is both a holiday and a workday (the other at line %d)", text,
+                             year->line[doy]);
             return -1;
         }
         int weekday = hcp_date_weekday (date);
@@ -415,8 +415,7 @@ s_from_tree (hcp_config_t *root, const char *name, char **error)
 {
     hcp_config_t *years = hcp_config_at (root, "years");
     if (!hcp_config_is_map (years)) {
-        if (asprintf (error, "%s:%d: years: %s", name,
-                      years ? hcp_config_line (years) : 1,
+        if (asprintf (error, "%s:%d: years: %s", name, years ? hcp_config_line (years) : 1,
                       years ? "expected a map of years (2026: {holidays: [...], workdays: "
                               "[...]})"
                             : "missing: the calendar needs a 'years:' map")
@@ -520,8 +519,8 @@ hcp_calendar_load (const char *path, char **error)
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static hcp_calendar_t *s_current;
-static char *s_path;          //  file behind s_current (or the one that failed)
-static struct stat s_stat;    //  of s_path when last looked at
+static char *s_path;       //  file behind s_current (or the one that failed)
+static struct stat s_stat; //  of s_path when last looked at
 static int s_stat_valid;
 static hcp_calendar_t **s_retired; //  replaced calendars, kept valid
 static size_t s_retired_count;

@@ -33,7 +33,8 @@ static const hcp_service_info_t s_info = {
 
 //  Moves up to S_BURST whole (multi-frame) messages from one socket to the
 //  other without blocking. Returns how many.
-static uint64_t s_forward (void *from, void *to)
+static uint64_t
+s_forward (void *from, void *to)
 {
     uint64_t count = 0;
     zmq_msg_t frame;
@@ -61,14 +62,14 @@ static uint64_t s_forward (void *from, void *to)
     return count;
 }
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     hcp_config_t *config = hcp_service_start (&s_info, &argc, argv);
-    const char *publish =
-        hcp_service_str (config, "bus.publish", HCP_BUS_PUBLISH_ENDPOINT);
-    const char *subscribe =
-        hcp_service_str (config, "bus.subscribe", HCP_BUS_SUBSCRIBE_ENDPOINT);
-    int hwm = (int)hcp_service_int (config, "bus.hwm", 50000, 1, 100000000);
+    const char *publish = hcp_service_str (config, "bus.publish", HCP_BUS_PUBLISH_ENDPOINT);
+    const char *subscribe = hcp_service_str (config, "bus.subscribe",
+                                             HCP_BUS_SUBSCRIBE_ENDPOINT);
+    int hwm = (int) hcp_service_int (config, "bus.hwm", 50000, 1, 100000000);
 
     zsock_t *xsub = zsock_new (ZMQ_XSUB);
     zsock_t *xpub = zsock_new (ZMQ_XPUB);
@@ -82,7 +83,8 @@ int main (int argc, char **argv)
         hcp_error ("bus: cannot bind bus.publish %s: %s", publish,
                    zmq_strerror (zmq_errno ()));
         rc = 1;
-    } else if (zsock_bind (xpub, "%s", subscribe) < 0) {
+    }
+    else if (zsock_bind (xpub, "%s", subscribe) < 0) {
         hcp_error ("bus: cannot bind bus.subscribe %s: %s", subscribe,
                    zmq_strerror (zmq_errno ()));
         rc = 1;

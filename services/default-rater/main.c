@@ -26,8 +26,8 @@ static const hcp_service_info_t s_info = {
     "stores the default rating (基本满意, Art. 11) when a delivery's rating window ends "
     "unrated",
     "  database.conninfo             PostgreSQL conninfo (default: libpq's PG* environment)\n"
-    "  bus.subscribe                 hcp-bus XPUB endpoint (default " HCP_BUS_SUBSCRIBE_ENDPOINT
-    ")\n"
+    "  bus.subscribe                 hcp-bus XPUB endpoint "
+    "(default " HCP_BUS_SUBSCRIBE_ENDPOINT ")\n"
     "  default_rater.stages          stages whose deliveries open a window (default\n"
     "                                [application, consultation, completion])\n"
     "  default_rater.window_days     natural days after the delivery day (default 7)\n"
@@ -76,10 +76,11 @@ main (int argc, char **argv)
         return 1;
     }
     const char *conninfo = hcp_service_conninfo (config);
-    const char *endpoint = hcp_service_str (config, "bus.subscribe", HCP_BUS_SUBSCRIBE_ENDPOINT);
+    const char *endpoint = hcp_service_str (config, "bus.subscribe",
+                                            HCP_BUS_SUBSCRIBE_ENDPOINT);
     int64_t sweep_ms = hcp_service_int (config, "default_rater.sweep_ms", 1000, 10, 3600000);
-    int64_t catchup_ms
-        = hcp_service_int (config, "default_rater.catchup_ms", 300000, 1000, 86400000);
+    int64_t catchup_ms = hcp_service_int (config, "default_rater.catchup_ms", 300000, 1000,
+                                          86400000);
     char stages[64];
     hcp_info ("starting: stages %s, window %d natural days, sweep every %" PRId64
               " ms, batch %d",
@@ -127,7 +128,8 @@ main (int argc, char **argv)
         size_t count = 0;
         int got;
         while (count < (size_t) settings.batch
-               && (got = hcp_sub_next (sub, count == 0 ? (int) wait : 0, &events[count])) == 1) {
+               && (got = hcp_sub_next (sub, count == 0 ? (int) wait : 0, &events[count]))
+                      == 1) {
             const char *type = events[count]->type;
             if (!strcmp (type, "delivery.stored") || !strcmp (type, "rating.stored"))
                 count++;

@@ -61,7 +61,8 @@ s_stages_from_text (const char *text, hcp_rater_settings_t *settings, char *bad,
         abort ();
     int rc = 0;
     char *save = NULL;
-    for (char *word = strtok_r (copy, ", \t", &save); word; word = strtok_r (NULL, ", \t", &save)) {
+    for (char *word = strtok_r (copy, ", \t", &save); word;
+         word = strtok_r (NULL, ", \t", &save)) {
         int stage = s_stage_of (word);
         if (!stage) {
             snprintf (bad, size, "%s", word);
@@ -126,12 +127,14 @@ hcp_rater_settings_load (hcp_config_t *config, hcp_rater_settings_t *settings, c
         }
     }
     else {
-        hcp_config_fail (config, node, "expected a list of stages, e.g. [application, "
-                                       "consultation, completion]");
+        hcp_config_fail (config, node,
+                         "expected a list of stages, e.g. [application, "
+                         "consultation, completion]");
         failed = 1;
     }
     long long value;
-    if (!failed && hcp_config_int (config, "default_rater.window_days", 7, 1, 365, &value) != 0)
+    if (!failed
+        && hcp_config_int (config, "default_rater.window_days", 7, 1, 365, &value) != 0)
         failed = 1;
     settings->window_days = (int) value;
     if (!failed && hcp_config_int (config, "default_rater.batch", 1000, 1, 10000, &value) != 0)
@@ -245,13 +248,15 @@ s_array_end (buf_t *buf)
 
 //  ---- Statements ----------------------------------------------------------------
 
-//  $1 business now (Unix ms) as timestamptz.
-#define S_NOW(n) "to_timestamp ($" #n "::bigint / 1000.0)"
-
-//  The rater's first own rating of a delivery, if any.
-#define S_RATER_RATING(delivery)                                                              \
-    "(SELECT o.rating_id FROM ratings o WHERE o.delivery_id = " delivery                      \
-    " AND o.origin = 'rater' ORDER BY o.rated_at, o.rating_id LIMIT 1)"
+//  Every transaction here touches a batch of rows of tables that grow
+//  without end, through their primary keys: nested loops are right. The
+//  planner, judging by statistics that may be stale (or, at mid sizes,
+//  rightly for one batch but not for the next), would sometimes hash a
+//  whole table per batch; and the large estimated costs of those plans
+//  would make it JIT-compile every batch (measured: a fifth of the time).
+#define S_BEGIN                                                                               \
+    "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"               \
+    " SET LOCAL jit = off"
 
 //  Opens windows for the given deliveries of the configured stages. A
 //  delivery already rated (its rating.stored came first, or the window is
@@ -259,32 +264,37 @@ s_array_end (buf_t *buf)
 //  $1 delivery ids, $2 window days, $3 stages, $4 now.
 #define S_OPEN "rater_open"
 #define S_OPEN_SQL                                                                            \
-    "INSERT INTO rating_windows (delivery_id, stage, ends_at, state, rating_id, closed_at)"   \
-    " SELECT d.delivery_id, d.stage, hcp_rating_window_end (d.delivered_at, $2::integer),"    \
-    "        CASE WHEN r.rating_id IS NULL THEN 'open' ELSE 'rated' END, r.rating_id,"        \
-    "        CASE WHEN r.rating_id IS NULL THEN NULL ELSE " S_NOW (4) " END"                  \
-    "   FROM deliveries d"                                                                    \
-    "   LEFT JOIN LATERAL (SELECT " S_RATER_RATING ("d.delivery_id") " AS rating_id) r"       \
-    "     ON true"                                                                            \
-    "  WHERE d.delivery_id = ANY ($1::text[]) AND d.stage = ANY ($3::smallint[])"             \
-    " ON CONFLICT (delivery_id) DO NOTHING"
+    "INSERT INTO rating_windows (delivery_id, stage, ends_at, state, rating_id,"              \
+    " closed_at) SELECT d.delivery_id, d.stage, hcp_rating_window_end"                        \
+    " (d.delivered_at, $2::integer), CASE WHEN r.rating_id IS NULL THEN 'open'"               \
+    " ELSE 'rated' END, r.rating_id, CASE WHEN r.rating_id IS NULL THEN NULL ELSE"            \
+    " to_timestamp ($4::bigint / 1000.0) END"                                                 \
+    " FROM deliveries d LEFT"                                                                 \
+    " JOIN LATERAL (SELECT (SELECT o.rating_id"                                               \
+    " FROM ratings o WHERE o.delivery_id = d.delivery_id AND o.origin = 'rater'"              \
+    " ORDER BY o.rated_at, o.rating_id"                                                       \
+    " LIMIT 1) AS rating_id) r ON true"                                                       \
+    " WHERE d.delivery_id = ANY ($1::text[]) AND d.stage = ANY ($3::smallint[]) ON"           \
+    " CONFLICT (delivery_id) DO NOTHING"
 
 //  The safety net: deliveries of a configured stage without a window.
 //  $1 limit, $2 window days, $3 stages, $4 now.
 #define S_OPEN_MISSING "rater_open_missing"
 #define S_OPEN_MISSING_SQL                                                                    \
-    "INSERT INTO rating_windows (delivery_id, stage, ends_at, state, rating_id, closed_at)"   \
-    " SELECT d.delivery_id, d.stage, hcp_rating_window_end (d.delivered_at, $2::integer),"    \
-    "        CASE WHEN r.rating_id IS NULL THEN 'open' ELSE 'rated' END, r.rating_id,"        \
-    "        CASE WHEN r.rating_id IS NULL THEN NULL ELSE " S_NOW (4) " END"                  \
-    "   FROM (SELECT d.delivery_id, d.stage, d.delivered_at FROM deliveries d"                \
-    "          WHERE d.stage = ANY ($3::smallint[])"                                          \
-    "            AND NOT EXISTS (SELECT 1 FROM rating_windows w"                              \
-    "                             WHERE w.delivery_id = d.delivery_id)"                       \
-    "          LIMIT $1::integer) d"                                                          \
-    "   LEFT JOIN LATERAL (SELECT " S_RATER_RATING ("d.delivery_id") " AS rating_id) r"       \
-    "     ON true"                                                                            \
-    " ON CONFLICT (delivery_id) DO NOTHING"
+    "INSERT INTO rating_windows (delivery_id, stage, ends_at, state, rating_id,"              \
+    " closed_at) SELECT d.delivery_id, d.stage, hcp_rating_window_end"                        \
+    " (d.delivered_at, $2::integer), CASE WHEN r.rating_id IS NULL THEN 'open'"               \
+    " ELSE 'rated' END, r.rating_id, CASE WHEN r.rating_id IS NULL THEN NULL ELSE"            \
+    " to_timestamp ($4::bigint / 1000.0) END"                                                 \
+    " FROM (SELECT d.delivery_id, d.stage, d.delivered_at"                                    \
+    " FROM deliveries d WHERE d.stage = ANY ($3::smallint[]) AND NOT EXISTS"                  \
+    " (SELECT 1 FROM rating_windows w"                                                        \
+    " WHERE w.delivery_id = d.delivery_id)"                                                   \
+    " LIMIT $1::integer) d LEFT"                                                              \
+    " JOIN LATERAL (SELECT (SELECT o.rating_id"                                               \
+    " FROM ratings o WHERE o.delivery_id = d.delivery_id AND o.origin = 'rater'"              \
+    " ORDER BY o.rated_at, o.rating_id"                                                       \
+    " LIMIT 1) AS rating_id) r ON true ON CONFLICT (delivery_id) DO NOTHING"
 
 //  rating.stored: an open window becomes 'rated'; a defaulted one
 //  'rated_late' (the default stays, superseded in effective_ratings).
@@ -294,90 +304,79 @@ s_array_end (buf_t *buf)
 #define S_CLOSE "rater_close"
 #define S_CLOSE_SQL                                                                           \
     "UPDATE rating_windows w"                                                                 \
-    "    SET state = CASE WHEN w.state = 'open' THEN 'rated' ELSE 'rated_late' END,"          \
-    "        rating_id = CASE WHEN w.state = 'open' THEN r.rating_id ELSE w.rating_id END,"   \
-    "        late_rating_id = CASE WHEN w.state = 'open' THEN NULL ELSE r.rating_id END,"     \
-    "        closed_at = " S_NOW (2)                                                          \
-    "   FROM ratings r"                                                                       \
-    "  WHERE r.rating_id = ANY ($1::uuid[]) AND r.origin = 'rater'"                           \
-    "    AND w.delivery_id = r.delivery_id AND w.state IN ('open', 'defaulted')"              \
+    " SET state = CASE WHEN w.state = 'open' THEN 'rated' ELSE 'rated_late' END,"             \
+    " rating_id = CASE WHEN w.state = 'open' THEN r.rating_id ELSE w.rating_id"               \
+    " END, late_rating_id = CASE WHEN w.state = 'open' THEN NULL ELSE r.rating_id"            \
+    " END, closed_at = to_timestamp ($2::bigint / 1000.0)"                                    \
+    " FROM ratings r WHERE r.rating_id = ANY ($1::uuid[]) AND r.origin = 'rater'"             \
+    " AND w.delivery_id = r.delivery_id AND w.state IN ('open', 'defaulted')"                 \
     " RETURNING w.state = 'rated_late'"
 
-//  Claims due windows, oldest end first, skipping those another instance
-//  holds. $1 now, $2 limit.
-#define S_CLAIM "rater_claim"
-#define S_CLAIM_SQL                                                                           \
-    "SELECT w.delivery_id, floor (extract (epoch FROM w.ends_at) * 1000)::bigint,"            \
-    "       d.item_code, d.channel, d.stage, d.rater_type, d.rater_key, d.division_code,"     \
-    "       " S_RATER_RATING ("w.delivery_id")                                                \
-    "  FROM rating_windows w JOIN deliveries d ON d.delivery_id = w.delivery_id"              \
-    " WHERE w.state = 'open' AND w.ends_at <= " S_NOW (1)                                     \
-    " ORDER BY w.ends_at"                                                                     \
-    " LIMIT $2::integer"                                                                      \
-    " FOR UPDATE OF w SKIP LOCKED"
+//  Claims and closes due windows in one statement: up to $2 open windows
+//  whose end is at or before $1 (now), oldest end first, skipping those
+//  another instance holds (FOR UPDATE SKIP LOCKED). Each becomes
+//  - 'rated' if the rater has rated the delivery (at any time: the event
+//    may not be handled yet), naming that rating;
+//  - else 'defaulted', naming a new id from $3 (UUIDv7s of now made by
+//    the caller, one per window: the database's gen_random_uuid costs a
+//    tenth of this statement), the id under which S_DEFAULT stores the
+//    default in the same transaction. (If a
+//    default exists already — it cannot, defaults are only written under
+//    this lock, but the unique index is the last word — the window names
+//    it and new_default is false: nothing more is written.)
+//  Returns what the default needs, copied from the delivery. The row
+//  locked is found again by its ctid (the version the lock returned; a
+//  TID scan, not a second walk down the primary key).
+#define S_CLOSE_DUE "rater_close_due"
+#define S_CLOSE_DUE_SQL                                                                       \
+    "UPDATE rating_windows w"                                                                 \
+    " SET state = CASE WHEN x.rater_rating IS NULL THEN 'defaulted' ELSE 'rated'"             \
+    " END, rating_id = coalesce (x.rater_rating, x.old_default,"                              \
+    " ($3::uuid[])[due.n]), closed_at = to_timestamp ($1::bigint / 1000.0)"                   \
+    " FROM (SELECT l.*, row_number () OVER () AS n"                                           \
+    " FROM (SELECT u.ctid AS tid, u.delivery_id"                                              \
+    " FROM rating_windows u"                                                                  \
+    " WHERE u.state = 'open' AND u.ends_at <= to_timestamp ($1::bigint / 1000.0)"             \
+    " ORDER BY u.ends_at LIMIT $2::integer FOR"                                               \
+    " UPDATE SKIP LOCKED) l) due"                                                             \
+    " JOIN deliveries d ON d.delivery_id = due.delivery_id"                                   \
+    " CROSS JOIN LATERAL (SELECT (SELECT o.rating_id"                                         \
+    " FROM ratings o WHERE o.delivery_id = due.delivery_id AND o.origin = 'rater'"            \
+    " ORDER BY o.rated_at, o.rating_id"                                                       \
+    " LIMIT 1) AS rater_rating, (SELECT o.rating_id"                                          \
+    " FROM ratings o WHERE o.delivery_id = due.delivery_id AND o.origin ="                    \
+    " 'default') AS old_default OFFSET 0) x"                                                  \
+    " WHERE w.ctid = due.tid"                                                                 \
+    " RETURNING w.delivery_id, floor (extract (epoch"                                         \
+    " FROM w.ends_at) * 1000)::bigint, d.item_code, d.channel, d.stage,"                      \
+    " d.rater_type, d.rater_key, d.division_code, w.rating_id, x.rater_rating IS"             \
+    " NULL AND x.old_default IS NULL, w.state"
 
-//  Windows the rater rated before we got to them. $1 delivery ids, $2
-//  their rating ids, $3 now.
-#define S_RATED "rater_rated"
-#define S_RATED_SQL                                                                           \
-    "UPDATE rating_windows w SET state = 'rated', rating_id = t.rating_id,"                   \
-    "       closed_at = " S_NOW (3)                                                           \
-    "  FROM unnest ($1::text[], $2::uuid[]) AS t (delivery_id, rating_id)"                    \
-    " WHERE w.delivery_id = t.delivery_id AND w.state = 'open'"
-
-//  The defaults: the rating rows (copied from the delivery as the claim
-//  read it, rated_at = the window end), their events and the window
-//  states, in one statement. Everything comes in as arrays, so the
-//  statement touches ratings, events and rating_windows only through their
-//  primary keys (no join the planner could turn into a scan of a big table).
-//  ON CONFLICT: if a default exists already (it cannot while the windows
-//  are locked, but the unique index is the last word), nothing is written
-//  for it; S_DEFAULT_EXISTING then records the existing one.
+//  The defaults of the windows just closed 'defaulted': the rating rows
+//  (copied from the delivery, rated_at = the window end) and their events.
+//  Everything comes in as arrays, so the statement reaches no table but
+//  the two it inserts into (no join the planner could turn into a scan).
 //  $1 rating ids, $2 delivery ids, $3 payloads (hex), $4 window ends (ms),
 //  $5 items, $6 channels, $7 stages, $8 rater types, $9 rater keys,
-//  $10 divisions, $11 now.
+//  $10 divisions.
 #define S_DEFAULT "rater_default"
 #define S_DEFAULT_SQL                                                                         \
-    "WITH t AS ("                                                                             \
-    "  SELECT * FROM unnest ($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[],"   \
-    "                        $6::smallint[], $7::smallint[], $8::smallint[], $9::text[],"     \
-    "                        $10::text[])"                                                    \
-    "         AS t (rating_id, delivery_id, payload, ends_ms, item_code, channel, stage,"     \
-    "               rater_type, rater_key, division_code)"                                    \
-    "), ins AS ("                                                                             \
-    "  INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, rating_count," \
-    "                       rater_type, rater_key, division_code, rated_at, standardization," \
-    "                       convenience, accuracy, comment, origin, fingerprint)"             \
-    "  SELECT t.rating_id, t.delivery_id, t.item_code, t.channel, t.stage, 1, t.rater_type,"  \
-    "         t.rater_key, t.division_code, to_timestamp (t.ends_ms / 1000.0), 3, 3, 3, '',"  \
-    "         'default', sha256 (decode (t.payload, 'hex'))"                                  \
-    "    FROM t"                                                                              \
-    "  ON CONFLICT DO NOTHING"                                                                \
-    "  RETURNING rating_id, delivery_id"                                                      \
-    "), ev AS ("                                                                              \
-    "  INSERT INTO events (type, key, payload)"                                               \
-    "  SELECT 'rating.defaulted', t.rating_id::text, decode (t.payload, 'hex')"               \
-    "    FROM t WHERE t.rating_id IN (SELECT rating_id FROM ins)"                             \
-    "  RETURNING 1"                                                                           \
-    "), upd AS ("                                                                             \
-    "  UPDATE rating_windows w"                                                               \
-    "     SET state = 'defaulted', rating_id = ins.rating_id, closed_at = " S_NOW (11)        \
-    "    FROM ins"                                                                            \
-    "   WHERE w.delivery_id = ins.delivery_id AND w.delivery_id = ANY ($2::text[])"           \
-    "     AND w.state = 'open'"                                                               \
-    "  RETURNING 1"                                                                           \
-    ")"                                                                                       \
-    " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ev), (SELECT count(*) FROM upd)"
-
-//  Claimed windows whose default existed already (see above): record it.
-//  $1 delivery ids, $2 now.
-#define S_DEFAULT_EXISTING "rater_default_existing"
-#define S_DEFAULT_EXISTING_SQL                                                                \
-    "UPDATE rating_windows w SET state = 'defaulted', rating_id = o.rating_id,"               \
-    "       closed_at = " S_NOW (2)                                                           \
-    "  FROM ratings o"                                                                        \
-    " WHERE w.delivery_id = ANY ($1::text[]) AND w.state = 'open'"                            \
-    "   AND o.delivery_id = w.delivery_id AND o.origin = 'default'"
+    "WITH t AS ( SELECT * FROM unnest ($1::uuid[], $2::text[], $3::text[],"                   \
+    " $4::bigint[], $5::text[], $6::smallint[], $7::smallint[], $8::smallint[],"              \
+    " $9::text[], $10::text[]) AS t (rating_id, delivery_id, payload, ends_ms,"               \
+    " item_code, channel, stage, rater_type, rater_key, division_code)), ins AS ("            \
+    " INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage,"                \
+    " rating_count, rater_type, rater_key, division_code, rated_at,"                          \
+    " standardization, convenience, accuracy, comment, origin, fingerprint)"                  \
+    " SELECT t.rating_id, t.delivery_id, t.item_code, t.channel, t.stage, 1,"                 \
+    " t.rater_type, t.rater_key, t.division_code, to_timestamp (t.ends_ms /"                  \
+    " 1000.0), 3, 3, 3, '', 'default', sha256 (decode (t.payload, 'hex'))"                    \
+    " FROM t RETURNING rating_id), ev AS ("                                                   \
+    " INSERT INTO events (type, key, payload)"                                                \
+    " SELECT 'rating.defaulted', t.rating_id::text, decode (t.payload, 'hex')"                \
+    " FROM t RETURNING 1) SELECT (SELECT count(*)"                                            \
+    " FROM ins), (SELECT count(*)"                                                            \
+    " FROM ev)"
 
 hcp_rater_t *
 hcp_rater_new (hcp_db_t *db, const hcp_rater_settings_t *settings)
@@ -403,10 +402,8 @@ hcp_rater_new (hcp_db_t *db, const hcp_rater_settings_t *settings)
     hcp_db_prepare (db, S_OPEN, S_OPEN_SQL);
     hcp_db_prepare (db, S_OPEN_MISSING, S_OPEN_MISSING_SQL);
     hcp_db_prepare (db, S_CLOSE, S_CLOSE_SQL);
-    hcp_db_prepare (db, S_CLAIM, S_CLAIM_SQL);
-    hcp_db_prepare (db, S_RATED, S_RATED_SQL);
+    hcp_db_prepare (db, S_CLOSE_DUE, S_CLOSE_DUE_SQL);
     hcp_db_prepare (db, S_DEFAULT, S_DEFAULT_SQL);
-    hcp_db_prepare (db, S_DEFAULT_EXISTING, S_DEFAULT_EXISTING_SQL);
     return self;
 }
 
@@ -459,8 +456,8 @@ static const char *
 s_rating_id_of (const hcp_event_t *event, char out[HCP_UUID_STR_LEN])
 {
     if (event->payload_size > 0) {
-        Hcp__V1__Rating *rating
-            = hcp__v1__rating__unpack (NULL, event->payload_size, event->payload);
+        Hcp__V1__Rating *rating = hcp__v1__rating__unpack (NULL, event->payload_size,
+                                                           event->payload);
         if (rating) {
             int ok = hcp_uuid_valid (rating->rating_id);
             if (ok)
@@ -514,7 +511,7 @@ hcp_rater_handle_events (hcp_rater_t *self, hcp_event_t *const *events, size_t c
     snprintf (now, sizeof now, "%" PRId64, now_ms);
 
     int rc = -1;
-    if (hcp_db_exec (self->db, "BEGIN") != 0) {
+    if (hcp_db_exec (self->db, S_BEGIN) != 0) {
         s_fail (self, "events: begin");
         goto done;
     }
@@ -605,13 +602,24 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
     assert (self);
     char now[24];
     snprintf (now, sizeof now, "%" PRId64, now_ms);
-    if (hcp_db_exec (self->db, "BEGIN") != 0)
+    if (hcp_db_exec (self->db, S_BEGIN) != 0)
         return s_fail (self, "defaults: begin");
-    const char *claim_values[] = {now, self->batch};
-    PGresult *res = hcp_db_run (self->db, S_CLAIM, 2, claim_values);
+    //  The ids the defaults may take: time-ordered by when they are
+    //  stored, which keeps the ratings primary key append-mostly.
+    buf_t ids = {0};
+    s_buf_reset (&ids);
+    for (int i = 0; i < self->settings.batch; i++) {
+        char id[HCP_UUID_STR_LEN];
+        hcp_uuid_v7 (now_ms, id);
+        s_array_add (&ids, id);
+    }
+    s_array_end (&ids);
+    const char *close_values[] = {now, self->batch, ids.data};
+    PGresult *res = hcp_db_run (self->db, S_CLOSE_DUE, 3, close_values);
+    free (ids.data);
     if (!hcp_db_ok (self->db, res)) {
         PQclear (res);
-        return s_fail (self, "defaults: claim");
+        return s_fail (self, "defaults: close due windows");
     }
     int rows = PQntuples (res);
     if (rows == 0) {
@@ -620,28 +628,38 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
         return 0;
     }
     //  Columns of the defaults, as array literals (see S_DEFAULT).
-    enum { C_ID, C_DELIVERY, C_PAYLOAD, C_ENDS, C_ITEM, C_CHANNEL, C_STAGE, C_TYPE, C_KEY,
-           C_DIVISION, C_COUNT };
-    buf_t column[C_COUNT] = {{0}}, rated_ids = {0}, rated_ratings = {0};
+    enum {
+        C_ID,
+        C_DELIVERY,
+        C_PAYLOAD,
+        C_ENDS,
+        C_ITEM,
+        C_CHANNEL,
+        C_STAGE,
+        C_TYPE,
+        C_KEY,
+        C_DIVISION,
+        C_COUNT
+    };
+    buf_t column[C_COUNT] = {{0}};
     for (int c = 0; c < C_COUNT; c++)
         s_buf_reset (&column[c]);
-    s_buf_reset (&rated_ids);
-    s_buf_reset (&rated_ratings);
-    int defaults = 0, rated = 0;
+    int defaults = 0, rated = 0, existing = 0;
     for (int row = 0; row < rows; row++) {
         const char *delivery_id = PQgetvalue (res, row, 0);
-        if (!PQgetisnull (res, row, 8)) {
-            //  The rater rated (the event may not be handled yet).
-            s_array_add (&rated_ids, delivery_id);
-            s_array_add (&rated_ratings, PQgetvalue (res, row, 8));
-            rated++;
+        const char *rating_id = PQgetvalue (res, row, 8);
+        bool new_default = PQgetvalue (res, row, 9)[0] == 't';
+        if (!new_default) {
+            //  The rater rated (the window is 'rated'), or a default was
+            //  there already (counted as rows - defaults - rated, logged).
+            if (!strcmp (PQgetvalue (res, row, 10), "rated"))
+                rated++;
             continue;
         }
         int64_t ends_ms = strtoll (PQgetvalue (res, row, 1), NULL, 10);
-        char rating_id[HCP_UUID_STR_LEN];
-        hcp_uuid_v7 (ends_ms, rating_id);
         uint8_t payload[1024];
-        size_t size = s_default_payload (rating_id, res, row, ends_ms, payload, sizeof payload);
+        size_t size = s_default_payload (rating_id, res, row, ends_ms, payload,
+                                         sizeof payload);
         s_array_add (&column[C_ID], rating_id);
         s_array_add (&column[C_DELIVERY], delivery_id);
         s_array_add_hex (&column[C_PAYLOAD], payload, size);
@@ -657,61 +675,39 @@ hcp_rater_apply_due (hcp_rater_t *self, int64_t now_ms)
     PQclear (res);
     for (int c = 0; c < C_COUNT; c++)
         s_array_end (&column[c]);
-    s_array_end (&rated_ids);
-    s_array_end (&rated_ratings);
     int rc = -1;
-    long stored = 0;
-    if (rated > 0) {
-        const char *values[] = {rated_ids.data, rated_ratings.data, now};
-        if (s_run_count (self, S_RATED, 3, values) < 0) {
-            s_fail (self, "defaults: rated windows");
-            goto done;
-        }
-    }
     if (defaults > 0) {
-        const char *values[C_COUNT + 1];
+        const char *values[C_COUNT];
         for (int c = 0; c < C_COUNT; c++)
             values[c] = column[c].data;
-        values[C_COUNT] = now;
-        res = hcp_db_run (self->db, S_DEFAULT, C_COUNT + 1, values);
+        res = hcp_db_run (self->db, S_DEFAULT, C_COUNT, values);
         if (!hcp_db_ok (self->db, res) || PQntuples (res) != 1) {
             PQclear (res);
             s_fail (self, "defaults: store");
             goto done;
         }
-        stored = atol (PQgetvalue (res, 0, 0));
-        long windows = atol (PQgetvalue (res, 0, 2));
+        long stored = atol (PQgetvalue (res, 0, 0));
         PQclear (res);
-        if (stored != defaults) {
-            //  Cannot happen while the claim holds the windows (a default
-            //  is only written under that lock); if a default was written
-            //  some other way, the window records it rather than stay open.
-            hcp_warn ("defaults: %ld of %d defaults stored; the others existed already",
-                      stored, defaults);
-            const char *existing[] = {column[C_DELIVERY].data, now};
-            long recorded = s_run_count (self, S_DEFAULT_EXISTING, 2, existing);
-            if (recorded < 0) {
-                s_fail (self, "defaults: existing");
-                goto done;
-            }
-            windows += recorded;
-        }
-        if (windows != defaults)
-            hcp_warn ("defaults: %d windows claimed but %ld marked defaulted", defaults,
-                      windows);
+        //  A second default would have been refused by the unique index
+        //  with an error (everything rolled back), so this cannot differ.
+        if (stored != defaults)
+            hcp_error ("defaults: %d to store but %ld stored", defaults, stored);
     }
     if (hcp_db_exec (self->db, "COMMIT") != 0) {
         s_fail (self, "defaults: commit");
         goto done;
     }
-    self->totals.defaults += (uint64_t) stored;
+    existing = rows - defaults - rated;
+    if (existing > 0)
+        hcp_warn ("defaults: %d window(s) had a default already (written by something other "
+                  "than hcp-default-rater?); recorded it, stored none",
+                  existing);
+    self->totals.defaults += (uint64_t) defaults;
     self->totals.windows_rated += (uint64_t) rated;
     rc = rows;
 done:
     for (int c = 0; c < C_COUNT; c++)
         free (column[c].data);
-    free (rated_ids.data);
-    free (rated_ratings.data);
     return rc;
 }
 
@@ -722,13 +718,13 @@ hcp_rater_open_missing (hcp_rater_t *self, int64_t now_ms)
     char now[24];
     snprintf (now, sizeof now, "%" PRId64, now_ms);
     const char *values[] = {self->batch, self->window_days, self->stages_array, now};
-    //  One statement: its own transaction.
+    if (hcp_db_exec (self->db, "BEGIN; SET LOCAL jit = off") != 0)
+        return s_fail (self, "safety net: begin");
     long opened = s_run_count (self, S_OPEN_MISSING, 4, values);
-    if (opened < 0) {
-        hcp_log_kv (HCP_LOG_WARN, "opening missing windows failed; will retry", "error",
-                    hcp_db_error (self->db), NULL);
-        return -1;
-    }
+    if (opened < 0)
+        return s_fail (self, "safety net: open windows");
+    if (hcp_db_exec (self->db, "COMMIT") != 0)
+        return s_fail (self, "safety net: commit");
     self->totals.windows_opened += (uint64_t) opened;
     return (int) opened;
 }

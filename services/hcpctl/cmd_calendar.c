@@ -83,7 +83,8 @@ s_parse_count (const char *option, const char *text, int *n)
     long value = strtol (text, &end, 10);
     //  36500 days is a century: far past any period the measures define.
     if (end == text || *end || errno || value < 1 || value > 36500) {
-        fprintf (stderr, "hcpctl calendar: %s expects a whole number from 1 to 36500, got '%s'\n",
+        fprintf (stderr,
+                 "hcpctl calendar: %s expects a whole number from 1 to 36500, got '%s'\n",
                  option, text);
         return -1;
     }

@@ -15,10 +15,10 @@
     nothing: the heartbeat ["$hb"][hcp.v1.Heartbeat{last_seq}] that the
     next leader sends tells every subscriber to read the table.
 
-    The leader wakes on NOTIFY hcp_events (a trigger raises it on every
-    INSERT into events), and polls every poll_ms in case a notification
-    was missed (they are not durable: one sent while we reconnected is
-    gone).
+    The leader wakes on NOTIFY hcp_events (a trigger raises it on an
+    INSERT into events unless relay_wakeup says the relay is awake and will
+    look again anyway), and polls every poll_ms in case a notification was
+    missed (they are not durable: one sent while we reconnected is gone).
 */
 #ifndef HCP_RELAY_H_INCLUDED
 #define HCP_RELAY_H_INCLUDED
@@ -29,6 +29,10 @@
 //  The advisory lock key the relays compete for (see the view
 //  hcp_relay_leader in 002_bus.sql, which names it too).
 #define HCP_RELAY_LOCK_KEY "1919249529"
+
+//  The advisory lock key of the wake-up hint (relay_wakeup in 002_bus.sql):
+//  writers that skip their NOTIFY hold it shared until they commit.
+#define HCP_RELAY_WAKEUP_KEY "1919249527"
 
 typedef struct {
     const char *conninfo;         //  PostgreSQL ("" = libpq defaults)

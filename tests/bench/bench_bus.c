@@ -357,6 +357,7 @@ main (void)
 
     // 3. Latency, idle and with background writers at fixed rates.
     int64_t lat[3][3];
+    char stamp_lat[3][64];
     double rates[3] = {0, 0, 0};
     const int targets[3] = {0, 10000, 20000};
     for (int run = 0; run < 3; run++) {
@@ -369,6 +370,16 @@ main (void)
         char tag[16];
         snprintf (tag, sizeof tag, "r%d", run);
         s_latency (&b, tag, &lat[run][0], &lat[run][1], &lat[run][2]);
+        char *stamp = hcp_test_sql_text (
+            b.conn,
+            "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM"
+            " stamped_at - created_at))::numeric * 1000, 1) || ' / ' ||"
+            " round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM"
+            " stamped_at - created_at))::numeric * 1000, 1)"
+            " FROM events WHERE type = 'lat.%s'",
+            tag);
+        snprintf (stamp_lat[run], sizeof stamp_lat[run], "%s", stamp ? stamp : "?");
+        free (stamp);
         atomic_store (&stop, 1);
         if (targets[run]) {
             pthread_join (background_thread, NULL);
@@ -418,6 +429,8 @@ main (void)
                       rates[run]);
         S_ROW (label, "%.1f / %.1f / %.1f ms", lat[run][0] / 1e3, lat[run][1] / 1e3,
                lat[run][2] / 1e3);
+        S_ROW ("  of which writer's transaction start -> stamped: p50/p99", "%s ms",
+               stamp_lat[run]);
     }
     S_ROW ("4 connections, 1-event commits, NOTIFY trigger on", "%.0f commits/s", with_notify);
     S_ROW ("same with the trigger disabled (relay polls only)", "%.0f commits/s",

@@ -49,56 +49,59 @@ static const char *s_comments[] = {
 static row_t *s_rows;
 static size_t s_row_count;
 
-static void s_make_rows (size_t count)
+static void
+s_make_rows (size_t count)
 {
     s_rows = calloc (count, sizeof *s_rows);
     s_row_count = count;
     int64_t now = hcp_clock_now_ms ();
     for (size_t i = 0; i < count; i++) {
         row_t *row = &s_rows[i];
-        row->at_ms = now - 86400000LL + (int64_t)i;
+        row->at_ms = now - 86400000LL + (int64_t) i;
         hcp_uuid_v7 (row->at_ms, row->id);
         snprintf (row->key, sizeof row->key, "acct-%06zu", i % 100000);
         for (int g = 0; g < 3; g++)
-            row->grades[g] = 1 + (int)((i * 7 + (size_t)g * 3) % 3);
+            row->grades[g] = 1 + (int) ((i * 7 + (size_t) g * 3) % 3);
         if (i % 12 == 0)
             row->grades[1] = 4; //  ~8 % bad
-        row->channel = 1 + (int)(i % 5);
-        row->stage = 1 + (int)(i % 3);
+        row->channel = 1 + (int) (i % 5);
+        row->stage = 1 + (int) (i % 3);
         row->comment = s_comments[i % 4];
     }
 }
 
-static void s_fill (const row_t *row, Hcp__V1__Rating *rating, Hcp__V1__Rater *rater)
+static void
+s_fill (const row_t *row, Hcp__V1__Rating *rating, Hcp__V1__Rater *rater)
 {
     static const Hcp__V1__Rating rating_init = HCP__V1__RATING__INIT;
     static const Hcp__V1__Rater rater_init = HCP__V1__RATER__INIT;
     *rating = rating_init;
     *rater = rater_init;
     rater->type = HCP__V1__RATER_TYPE__RATER_NATURAL_PERSON;
-    rater->key = (char *)row->key;
-    rater->division_code = (char *)"110102";
-    rating->rating_id = (char *)row->id;
-    rating->item_code = (char *)S_ITEM;
-    rating->channel = (Hcp__V1__Channel)row->channel;
-    rating->stage = (Hcp__V1__Stage)row->stage;
+    rater->key = (char *) row->key;
+    rater->division_code = (char *) "110102";
+    rating->rating_id = (char *) row->id;
+    rating->item_code = (char *) S_ITEM;
+    rating->channel = (Hcp__V1__Channel) row->channel;
+    rating->stage = (Hcp__V1__Stage) row->stage;
     rating->rating_count = 1;
     rating->rater = rater;
     rating->rated_at_ms = row->at_ms;
-    rating->standardization = (Hcp__V1__Grade)row->grades[0];
-    rating->convenience = (Hcp__V1__Grade)row->grades[1];
-    rating->accuracy = (Hcp__V1__Grade)row->grades[2];
-    rating->comment = (char *)row->comment;
+    rating->standardization = (Hcp__V1__Grade) row->grades[0];
+    rating->convenience = (Hcp__V1__Grade) row->grades[1];
+    rating->accuracy = (Hcp__V1__Grade) row->grades[2];
+    rating->comment = (char *) row->comment;
 }
 
 //  A fresh database from the template, named bench_<label>_<pid>: not t_*,
 //  which a test suite starting meanwhile would drop.
-static char *s_db_create (const char *label)
+static char *
+s_db_create (const char *label)
 {
     const char *template = getenv ("HCP_TEST_TEMPLATE");
     PGconn *admin = hcp_test_connect ("dbname=postgres");
     char *conninfo;
-    if (asprintf (&conninfo, "dbname=bench_%s_%d", label, (int)getpid ()) < 0)
+    if (asprintf (&conninfo, "dbname=bench_%s_%d", label, (int) getpid ()) < 0)
         abort ();
     hcp_test_sql_exec (admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", conninfo + 7);
     hcp_test_sql_exec (admin, "CREATE DATABASE %s TEMPLATE %s", conninfo + 7,
@@ -107,11 +110,12 @@ static char *s_db_create (const char *label)
     return conninfo;
 }
 
-static int64_t s_now_us (void)
+static int64_t
+s_now_us (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 //  --------------------------------------------------------------------------
@@ -126,7 +130,8 @@ typedef struct {
     pthread_barrier_t *barrier;
 } adapter_t;
 
-static void *s_adapter (void *arg)
+static void *
+s_adapter (void *arg)
 {
     adapter_t *self = arg;
     hcp_client_options_t options;
@@ -144,7 +149,7 @@ static void *s_adapter (void *arg)
         //  Keep the window full (or follow the pace).
         while (sent < self->count && hcp_client_pending (client) < 200) {
             if (self->rate > 0) {
-                int64_t due = started + (int64_t)((double)sent * 1e6 / self->rate);
+                int64_t due = started + (int64_t) ((double) sent * 1e6 / self->rate);
                 if (s_now_us () < due)
                     break;
             }
@@ -156,25 +161,28 @@ static void *s_adapter (void *arg)
         }
         int wait_ms = -1;
         if (self->rate > 0 && sent < self->count) {
-            int64_t due = started + (int64_t)((double)sent * 1e6 / self->rate);
+            int64_t due = started + (int64_t) ((double) sent * 1e6 / self->rate);
             int64_t left = due - s_now_us ();
-            wait_ms = left > 0 ? (int)(left / 1000) : 0;
+            //  Round up: a zero wait would spin and starve the server.
+            wait_ms = left > 0 ? (int) ((left + 999) / 1000) : 0;
         }
         int rc = hcp_client_wait (client, wait_ms, &result);
         if (rc == 1) {
             if (result.status != HCP_CLIENT_ACCEPTED)
                 self->failed++;
             self->latencies[self->answered++] = result.latency_us;
-        } else if (rc < 0 && sent >= self->count)
+        }
+        else if (rc < 0 && sent >= self->count)
             break;
     }
     hcp_client_destroy (&client);
     return NULL;
 }
 
-static int s_compare_i64 (const void *a, const void *b)
+static int
+s_compare_i64 (const void *a, const void *b)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
     return x < y ? -1 : x > y;
 }
 
@@ -186,7 +194,8 @@ typedef struct {
 
 //  Starts ingest on a fresh database, runs adapters over rows [0, count),
 //  checks the count stored.
-static outcome_t s_run (const char *label, int adapters, size_t count, double total_rate)
+static outcome_t
+s_run (const char *label, int adapters, size_t count, double total_rate)
 {
     outcome_t outcome = {0};
     char *conninfo = s_db_create (label);
@@ -201,14 +210,14 @@ static outcome_t s_run (const char *label, int adapters, size_t count, double to
     pid_t pid = hcp_test_spawn ("hcp-ingest", argv, env, log);
 
     pthread_barrier_t barrier;
-    pthread_barrier_init (&barrier, NULL, (unsigned)adapters + 1);
-    adapter_t *list = calloc ((size_t)adapters, sizeof *list);
-    pthread_t *threads = calloc ((size_t)adapters, sizeof *threads);
+    pthread_barrier_init (&barrier, NULL, (unsigned) adapters + 1);
+    adapter_t *list = calloc ((size_t) adapters, sizeof *list);
+    pthread_t *threads = calloc ((size_t) adapters, sizeof *threads);
     int64_t *latencies = calloc (count, sizeof *latencies);
-    size_t share = count / (size_t)adapters;
+    size_t share = count / (size_t) adapters;
     for (int a = 0; a < adapters; a++) {
         list[a].endpoint = endpoint;
-        list[a].first = (size_t)a * share;
+        list[a].first = (size_t) a * share;
         list[a].count = a == adapters - 1 ? count - list[a].first : share;
         list[a].rate = total_rate / adapters;
         list[a].latencies = latencies + list[a].first;
@@ -226,18 +235,17 @@ static outcome_t s_run (const char *label, int adapters, size_t count, double to
         answered += list[a].answered;
         outcome.failed += list[a].failed;
     }
-    double seconds = (double)(s_now_us () - started) / 1e6;
-    outcome.rate = (double)answered / seconds;
+    double seconds = (double) (s_now_us () - started) / 1e6;
+    outcome.rate = (double) answered / seconds;
     qsort (latencies, answered, sizeof *latencies, s_compare_i64);
     if (answered) {
-        outcome.p50_ms = (double)latencies[answered / 2] / 1000.0;
-        outcome.p99_ms = (double)latencies[answered * 99 / 100] / 1000.0;
+        outcome.p50_ms = (double) latencies[answered / 2] / 1000.0;
+        outcome.p99_ms = (double) latencies[answered * 99 / 100] / 1000.0;
     }
     long long stored = hcp_test_sql_int (conn, "SELECT count(*) FROM ratings");
     long long events = hcp_test_sql_int (conn, "SELECT count(*) FROM events");
-    if ((size_t)stored != count || (size_t)events != count) {
-        fprintf (stderr,
-                 "bench_ingest: %s: %lld ratings and %lld events stored, %zu sent\n",
+    if ((size_t) stored != count || (size_t) events != count) {
+        fprintf (stderr, "bench_ingest: %s: %lld ratings and %lld events stored, %zu sent\n",
                  label, stored, events, count);
         outcome.failed += count;
     }
@@ -256,7 +264,8 @@ static outcome_t s_run (const char *label, int adapters, size_t count, double to
 //  --------------------------------------------------------------------------
 //  Raw COPY of the same rows
 
-static void s_hex (char *out, const uint8_t *bytes, size_t size)
+static void
+s_hex (char *out, const uint8_t *bytes, size_t size)
 {
     static const char digits[] = "0123456789abcdef";
     out[0] = '\\';
@@ -269,7 +278,8 @@ static void s_hex (char *out, const uint8_t *bytes, size_t size)
     out[3 + 2 * size] = 0;
 }
 
-static double s_copy (size_t count, int batch)
+static double
+s_copy (size_t count, int batch)
 {
     char *conninfo = s_db_create ("copy");
     PGconn *conn = hcp_test_connect (conninfo);
@@ -289,10 +299,10 @@ static double s_copy (size_t count, int batch)
         char *payload_hex = malloc (size * 2 + 8);
         s_hex (payload_hex, payload, size);
         for (int b = 0; b < 32; b++)
-            fingerprint[b] = payload[(size_t)b % size] ^ (uint8_t)i;
+            fingerprint[b] = payload[(size_t) b % size] ^ (uint8_t) i;
         s_hex (fingerprint_hex, fingerprint, 32);
         char at[40];
-        time_t seconds = (time_t)(row->at_ms / 1000);
+        time_t seconds = (time_t) (row->at_ms / 1000);
         struct tm tm;
         gmtime_r (&seconds, &tm);
         strftime (at, sizeof at, "%Y-%m-%d %H:%M:%S", &tm);
@@ -300,18 +310,18 @@ static double s_copy (size_t count, int batch)
                 &rating_lines[i],
                 "%s\t\\N\t%s\t%d\t%d\t1\t1\t%s\t110102\t%s.%03d+00\t%d\t%d\t%d\t%s\t%s\n",
                 row->id, S_ITEM, row->channel, row->stage, row->key, at,
-                (int)(row->at_ms % 1000), row->grades[0], row->grades[1], row->grades[2],
-                row->comment, fingerprint_hex) < 0)
+                (int) (row->at_ms % 1000), row->grades[0], row->grades[1], row->grades[2],
+                row->comment, fingerprint_hex)
+            < 0)
             abort ();
-        if (asprintf (&event_lines[i], "rating.stored\t%s\t%s\n", row->id, payload_hex) <
-            0)
+        if (asprintf (&event_lines[i], "rating.stored\t%s\t%s\n", row->id, payload_hex) < 0)
             abort ();
         free (payload);
         free (payload_hex);
     }
     int64_t started = s_now_us ();
-    for (size_t first = 0; first < count; first += (size_t)batch) {
-        size_t last = first + (size_t)batch < count ? first + (size_t)batch : count;
+    for (size_t first = 0; first < count; first += (size_t) batch) {
+        size_t last = first + (size_t) batch < count ? first + (size_t) batch : count;
         PQclear (PQexec (conn, "BEGIN"));
         PGresult *res = PQexec (
             conn, "COPY ratings (rating_id, delivery_id, item_code, channel, stage, "
@@ -320,16 +330,15 @@ static double s_copy (size_t count, int batch)
                   "FROM STDIN");
         PQclear (res);
         for (size_t i = first; i < last; i++)
-            PQputCopyData (conn, rating_lines[i], (int)strlen (rating_lines[i]));
+            PQputCopyData (conn, rating_lines[i], (int) strlen (rating_lines[i]));
         PQputCopyEnd (conn, NULL);
         res = PQgetResult (conn);
         if (PQresultStatus (res) != PGRES_COMMAND_OK)
-            fprintf (stderr, "bench_ingest: COPY ratings: %s",
-                     PQresultErrorMessage (res));
+            fprintf (stderr, "bench_ingest: COPY ratings: %s", PQresultErrorMessage (res));
         PQclear (res);
         PQclear (PQexec (conn, "COPY events (type, key, payload) FROM STDIN"));
         for (size_t i = first; i < last; i++)
-            PQputCopyData (conn, event_lines[i], (int)strlen (event_lines[i]));
+            PQputCopyData (conn, event_lines[i], (int) strlen (event_lines[i]));
         PQputCopyEnd (conn, NULL);
         res = PQgetResult (conn);
         if (PQresultStatus (res) != PGRES_COMMAND_OK)
@@ -337,9 +346,9 @@ static double s_copy (size_t count, int batch)
         PQclear (res);
         PQclear (PQexec (conn, "COMMIT"));
     }
-    double seconds = (double)(s_now_us () - started) / 1e6;
+    double seconds = (double) (s_now_us () - started) / 1e6;
     long long stored = hcp_test_sql_int (conn, "SELECT count(*) FROM ratings");
-    if ((size_t)stored != count)
+    if ((size_t) stored != count)
         fprintf (stderr, "bench_ingest: COPY stored %lld of %zu rows\n", stored, count);
     for (size_t i = 0; i < count; i++) {
         free (rating_lines[i]);
@@ -350,10 +359,11 @@ static double s_copy (size_t count, int batch)
     PQfinish (conn);
     hcp_test_db_drop (conninfo);
     free (conninfo);
-    return (double)count / seconds;
+    return (double) count / seconds;
 }
 
-int main (void)
+int
+main (void)
 {
     const char *env = getenv ("HCP_BENCH_RATINGS");
     size_t count = env ? strtoul (env, NULL, 10) : 60000;
@@ -365,13 +375,13 @@ int main (void)
 
     printf ("bench_ingest: %zu ratings per run (~%zu bytes each on the wire), batch_max "
             "500\n\n",
-            count, (size_t)0 + 300);
+            count, (size_t) 0 + 300);
     printf ("%-34s %12s %9s %9s %7s\n", "run", "ratings/s", "p50 ms", "p99 ms", "failed");
     //  COPY before and after the ingest runs: on a shared machine the load
     //  drifts, and the ratio uses their mean.
     double copy_before = s_copy (count, 500);
-    printf ("%-34s %12.0f %9s %9s %7s\n", "raw COPY (ratings + events), first",
-            copy_before, "-", "-", "-");
+    printf ("%-34s %12.0f %9s %9s %7s\n", "raw COPY (ratings + events), first", copy_before,
+            "-", "-", "-");
     fflush (stdout);
     int adapters_list[] = {1, 4, 16};
     double peak = 0;
@@ -390,23 +400,22 @@ int main (void)
             peak = o.rate;
         failures += o.failed > 0;
     }
-    size_t paced_count = (size_t)(peak / 2 * paced_seconds);
+    size_t paced_count = (size_t) (peak / 2 * paced_seconds);
     if (paced_count > count)
         paced_count = count;
     outcome_t paced = s_run ("ingest_paced", 4, paced_count, peak / 2);
     char label[64];
     snprintf (label, sizeof label, "ingest, 4 adapters at %.0f/s", peak / 2);
-    printf ("%-34s %12.0f %9.2f %9.2f %7zu\n", label, paced.rate, paced.p50_ms,
-            paced.p99_ms, paced.failed);
+    printf ("%-34s %12.0f %9.2f %9.2f %7zu\n", label, paced.rate, paced.p50_ms, paced.p99_ms,
+            paced.failed);
     failures += paced.failed > 0;
     double copy_after = s_copy (count, 500);
-    printf ("%-34s %12.0f %9s %9s %7s\n", "raw COPY (ratings + events), last", copy_after,
-            "-", "-", "-");
+    printf ("%-34s %12.0f %9s %9s %7s\n", "raw COPY (ratings + events), last", copy_after, "-",
+            "-", "-");
     double copy = (copy_before + copy_after) / 2;
-    printf (
-        "\nratio ingest/COPY: %.2f (best ingest run / mean COPY; target >= 0.6); ack p99 "
-        "at half of peak: %.2f ms (target <= 20 ms)\n",
-        peak / copy, paced.p99_ms);
+    printf ("\nratio ingest/COPY: %.2f (best ingest run / mean COPY; target >= 0.6); ack p99 "
+            "at half of peak: %.2f ms (target <= 20 ms)\n",
+            peak / copy, paced.p99_ms);
     free (s_rows);
     return failures ? 1 : 0;
 }

@@ -79,7 +79,8 @@ s_check_offset (void)
                 "'default-rater' WHERE e.type = 'delivery.stored' AND e.seq <= o.last_seq "
                 "AND NOT EXISTS (SELECT 1 FROM rating_windows w WHERE w.delivery_id = e.key)");
     if (missing != 0)
-        fail_msg ("%lld delivery.stored events at or below the offset have no window", missing);
+        fail_msg ("%lld delivery.stored events at or below the offset have no window",
+                  missing);
 }
 
 static long long
@@ -165,8 +166,8 @@ test_kill_9_mid_work_then_restart (void **state)
                                        "SELECT count(*) FROM rating_windows WHERE state = "
                                        "'defaulted'");
     if (got != expected)
-        fail_msg ("%lld of %d windows defaulted after the restarts (logs in %s)", got, expected,
-                  s_dir);
+        fail_msg ("%lld of %d windows defaulted after the restarts (logs in %s)", got,
+                  expected, s_dir);
     //  Every event (including the rating.defaulted ones) handled.
     fx_stamp (s_conn);
     long long head = hcp_test_sql_int (s_conn, "SELECT max (seq) FROM events");
@@ -180,7 +181,8 @@ test_kill_9_mid_work_then_restart (void **state)
     fx_check_invariants (s_conn);
     s_check_offset ();
     assert_int_equal (s_defaults (), expected);
-    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM rating_windows"), expected);
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM rating_windows"),
+                      expected);
     assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM deliveries d WHERE NOT "
                                                 "EXISTS (SELECT 1 FROM ratings r WHERE "
                                                 "r.delivery_id = d.delivery_id)"),

@@ -35,6 +35,7 @@ typedef struct {
     char env_publish[600];
     char env_subscribe[600];
     char env_heartbeat[64];
+    const char *relay_env; //  one more KEY=value for relays started after (or NULL)
     pid_t bus;
     pid_t relay[FX_MAX_RELAYS];
     PGconn *conn;
@@ -47,7 +48,8 @@ typedef struct {
 #define FX_MAX_CHILDREN 64
 static pid_t fx_children[FX_MAX_CHILDREN];
 
-static inline void fx_kill_children (void)
+static inline void
+fx_kill_children (void)
 {
     for (int i = 0; i < FX_MAX_CHILDREN; i++)
         if (fx_children[i] > 0) {
@@ -56,7 +58,8 @@ static inline void fx_kill_children (void)
         }
 }
 
-static inline pid_t fx_track (pid_t pid)
+static inline pid_t
+fx_track (pid_t pid)
 {
     for (int i = 0; i < FX_MAX_CHILDREN; i++)
         if (fx_children[i] == 0) {
@@ -66,14 +69,16 @@ static inline pid_t fx_track (pid_t pid)
     return pid;
 }
 
-static inline void fx_untrack (pid_t pid)
+static inline void
+fx_untrack (pid_t pid)
 {
     for (int i = 0; i < FX_MAX_CHILDREN; i++)
         if (fx_children[i] == pid)
             fx_children[i] = 0;
 }
 
-static inline void fx_setup (fx_t *fx, const char *name)
+static inline void
+fx_setup (fx_t *fx, const char *name)
 {
     static bool registered = false;
     if (!registered) {
@@ -98,24 +103,28 @@ static inline void fx_setup (fx_t *fx, const char *name)
     printf ("fixture: db %s, services log %s\n", fx->conninfo, fx->log);
 }
 
-static inline void fx_start_bus (fx_t *fx)
+static inline void
+fx_start_bus (fx_t *fx)
 {
     const char *argv[] = {"hcp-bus", NULL};
     const char *env[] = {fx->env_publish, fx->env_subscribe, NULL};
     fx->bus = fx_track (hcp_test_spawn ("hcp-bus", argv, env, fx->log));
 }
 
-static inline void fx_start_relay (fx_t *fx, int index)
+static inline void
+fx_start_relay (fx_t *fx, int index)
 {
     assert_true (index >= 0 && index < FX_MAX_RELAYS);
     const char *argv[] = {"hcp-relay", NULL};
-    const char *env[] = {fx->env_conninfo, fx->env_publish, fx->env_heartbeat,
-                         "HCP_RELAY_STANDBY_RETRY_MS=200", NULL};
+    const char *env[] = {fx->env_conninfo,  fx->env_publish,
+                         fx->env_heartbeat, "HCP_RELAY_STANDBY_RETRY_MS=200",
+                         fx->relay_env,     NULL};
     fx->relay[index] = fx_track (hcp_test_spawn ("hcp-relay", argv, env, fx->log));
 }
 
 //  Stops a service; a clean SIGTERM must end it with status 0.
-static inline void fx_stop (pid_t *pid)
+static inline void
+fx_stop (pid_t *pid)
 {
     if (*pid <= 0)
         return;
@@ -126,7 +135,8 @@ static inline void fx_stop (pid_t *pid)
     assert_int_equal (WEXITSTATUS (status), 0);
 }
 
-static inline void fx_kill (pid_t *pid)
+static inline void
+fx_kill (pid_t *pid)
 {
     if (*pid <= 0)
         return;
@@ -135,7 +145,8 @@ static inline void fx_kill (pid_t *pid)
     *pid = 0;
 }
 
-static inline void fx_teardown (fx_t *fx)
+static inline void
+fx_teardown (fx_t *fx)
 {
     fx_stop (&fx->bus);
     for (int i = 0; i < FX_MAX_RELAYS; i++)
@@ -151,32 +162,31 @@ static inline void fx_teardown (fx_t *fx)
 
 //  Inserts count events of type "test.event" with keys prefix-0, prefix-1,
 //  ... in one transaction.
-static inline void fx_insert (PGconn *conn, const char *prefix, int first, int count)
+static inline void
+fx_insert (PGconn *conn, const char *prefix, int first, int count)
 {
-    hcp_test_sql_exec (
-        conn,
-        "INSERT INTO events (type, key, payload)"
-        " SELECT 'test.event', '%s-' || g, convert_to('payload ' || g, 'UTF8')"
-        " FROM generate_series(%d, %d) g",
-        prefix, first, first + count - 1);
+    hcp_test_sql_exec (conn,
+                       "INSERT INTO events (type, key, payload)"
+                       " SELECT 'test.event', '%s-' || g, convert_to('payload ' || g, 'UTF8')"
+                       " FROM generate_series(%d, %d) g",
+                       prefix, first, first + count - 1);
 }
 
 //  The table itself is consistent: nothing left unstamped, seq exactly
 //  1..count, and relay_state agrees.
-static inline void fx_check_table (fx_t *fx, long long expected)
+static inline void
+fx_check_table (fx_t *fx, long long expected)
 {
     assert_int_equal (hcp_test_wait_int (fx->conn, 0, 30000,
                                          "SELECT count(*) FROM events WHERE seq IS NULL"),
                       0);
-    assert_int_equal (hcp_test_sql_int (fx->conn, "SELECT count(*) FROM events"),
+    assert_int_equal (hcp_test_sql_int (fx->conn, "SELECT count(*) FROM events"), expected);
+    assert_int_equal (hcp_test_sql_int (fx->conn, "SELECT count(DISTINCT seq) FROM events"),
                       expected);
-    assert_int_equal (
-        hcp_test_sql_int (fx->conn, "SELECT count(DISTINCT seq) FROM events"), expected);
-    assert_int_equal (
-        hcp_test_sql_int (fx->conn, "SELECT coalesce(min(seq), 1) FROM events"), 1);
-    assert_int_equal (
-        hcp_test_sql_int (fx->conn, "SELECT coalesce(max(seq), 0) FROM events"),
-        expected);
+    assert_int_equal (hcp_test_sql_int (fx->conn, "SELECT coalesce(min(seq), 1) FROM events"),
+                      1);
+    assert_int_equal (hcp_test_sql_int (fx->conn, "SELECT coalesce(max(seq), 0) FROM events"),
+                      expected);
     assert_int_equal (hcp_test_sql_int (fx->conn, "SELECT last_seq FROM relay_state"),
                       expected);
 }
@@ -192,7 +202,8 @@ typedef struct {
     size_t keys_alloc;
 } fx_collector_t;
 
-static inline void fx_collector_init (fx_collector_t *collector, fx_t *fx)
+static inline void
+fx_collector_init (fx_collector_t *collector, fx_t *fx)
 {
     memset (collector, 0, sizeof *collector);
     collector->sub = hcp_sub_new (fx->subscribe, fx->conninfo, 0, NULL);
@@ -201,7 +212,8 @@ static inline void fx_collector_init (fx_collector_t *collector, fx_t *fx)
 
 //  Receives for up to ms milliseconds or until the collector reached seq
 //  until (0: just for ms). Returns the last seq.
-static inline uint64_t fx_collect (fx_collector_t *collector, uint64_t until, int ms)
+static inline uint64_t
+fx_collect (fx_collector_t *collector, uint64_t until, int ms)
 {
     int64_t deadline = hcp_test_now_ms () + ms;
     while (hcp_test_now_ms () < deadline && (until == 0 || collector->last < until)) {
@@ -213,8 +225,8 @@ static inline uint64_t fx_collect (fx_collector_t *collector, uint64_t until, in
             continue;
         if (event->seq != collector->last + 1) {
             collector->errors++;
-            printf ("collector: got seq %llu after %llu\n",
-                    (unsigned long long)event->seq, (unsigned long long)collector->last);
+            printf ("collector: got seq %llu after %llu\n", (unsigned long long) event->seq,
+                    (unsigned long long) collector->last);
         }
         if (event->seq > collector->last)
             collector->last = event->seq;
@@ -236,8 +248,8 @@ static inline uint64_t fx_collect (fx_collector_t *collector, uint64_t until, in
 }
 
 //  Every event of the table was received once, in order, with its key.
-static inline void fx_collector_check (fx_collector_t *collector, fx_t *fx,
-                                       long long expected)
+static inline void
+fx_collector_check (fx_collector_t *collector, fx_t *fx, long long expected)
 {
     assert_int_equal (collector->errors, 0);
     assert_int_equal (collector->last, expected);
@@ -254,7 +266,8 @@ static inline void fx_collector_check (fx_collector_t *collector, fx_t *fx,
     PQclear (res);
 }
 
-static inline void fx_collector_destroy (fx_collector_t *collector)
+static inline void
+fx_collector_destroy (fx_collector_t *collector)
 {
     for (size_t i = 0; i < collector->keys_alloc; i++)
         free (collector->keys[i]);

@@ -35,38 +35,45 @@ static __attribute__ ((unused)) void
 fx_deliveries (PGconn *conn, const char *prefix, int n, int stage, const char *delivered_at,
                int events)
 {
+    //  Spread over the catalog's items, as real traffic is (the first
+    //  delivery gets the first item, for tests that look at one).
     char *item = fx_item (conn);
-    hcp_test_sql_exec (conn,
-                       "INSERT INTO deliveries (delivery_id, item_code, stage, channel, "
-                       "rater_type, rater_key, division_code, delivered_at, fingerprint) "
-                       "SELECT '%s' || g, '%s', %d, 2, 2, 'rk-' || g, '110105', "
-                       "'%s'::timestamptz, '\\x00'::bytea FROM generate_series (1, %d) g",
-                       prefix, item, stage, delivered_at, n);
+    hcp_test_sql_exec (
+        conn,
+        "INSERT INTO deliveries (delivery_id, item_code, stage, channel, "
+        "rater_type, rater_key, division_code, delivered_at, fingerprint) "
+        "SELECT '%s' || g, i.items[1 + (g - 1) %% cardinality (i.items)], %d, 2, "
+        "2, 'rk-' || g, '110105', '%s'::timestamptz, '\\x00'::bytea "
+        "FROM generate_series (1, %d) g, (SELECT array_agg (item_code ORDER BY "
+        "item_code) AS items FROM service_items WHERE active) i",
+        prefix, stage, delivered_at, n);
     if (events)
-        hcp_test_sql_exec (conn,
-                           "INSERT INTO events (type, key) SELECT 'delivery.stored', '%s' || g "
-                           "FROM generate_series (1, %d) g",
-                           prefix, n);
+        hcp_test_sql_exec (
+            conn,
+            "INSERT INTO events (type, key) SELECT 'delivery.stored', '%s' || g "
+            "FROM generate_series (1, %d) g",
+            prefix, n);
     free (item);
 }
 
 //  Stores a rating of the rater for a delivery (grade on all three
 //  dimensions), with its rating.stored event if events is true.
 static __attribute__ ((unused)) void
-fx_rating (PGconn *conn, const char *rating_id, const char *delivery_id,
-           const char *rated_at, int grade, int events)
+fx_rating (PGconn *conn, const char *rating_id, const char *delivery_id, const char *rated_at,
+           int grade, int events)
 {
-    hcp_test_sql_exec (conn,
-                       "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, "
-                       "rating_count, rater_type, rater_key, rated_at, standardization, "
-                       "convenience, accuracy, fingerprint) "
-                       "SELECT '%s', d.delivery_id, d.item_code, d.channel, d.stage, 1, "
-                       "d.rater_type, d.rater_key, '%s'::timestamptz, %d, %d, %d, '\\x01' "
-                       "FROM deliveries d WHERE d.delivery_id = '%s'",
-                       rating_id, rated_at, grade, grade, grade, delivery_id);
+    hcp_test_sql_exec (
+        conn,
+        "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, "
+        "rating_count, rater_type, rater_key, rated_at, standardization, "
+        "convenience, accuracy, fingerprint) "
+        "SELECT '%s', d.delivery_id, d.item_code, d.channel, d.stage, 1, "
+        "d.rater_type, d.rater_key, '%s'::timestamptz, %d, %d, %d, '\\x01' "
+        "FROM deliveries d WHERE d.delivery_id = '%s'",
+        rating_id, rated_at, grade, grade, grade, delivery_id);
     if (events)
-        hcp_test_sql_exec (conn, "INSERT INTO events (type, key) VALUES ('rating.stored', '%s')",
-                           rating_id);
+        hcp_test_sql_exec (
+            conn, "INSERT INTO events (type, key) VALUES ('rating.stored', '%s')", rating_id);
 }
 
 //  The relay's step: stamps every committed event with its seq.
@@ -107,19 +114,21 @@ fx_set_clock (const char *path, const char *text)
 static __attribute__ ((unused)) void
 fx_check_invariants (PGconn *conn)
 {
-    long long defaults
-        = hcp_test_sql_int (conn, "SELECT count(*) FROM ratings WHERE origin = 'default'");
+    long long defaults = hcp_test_sql_int (
+        conn, "SELECT count(*) FROM ratings WHERE origin = 'default'");
     long long marked = hcp_test_sql_int (
-        conn, "SELECT count(*) FROM rating_windows WHERE state IN ('defaulted', 'rated_late')");
+        conn,
+        "SELECT count(*) FROM rating_windows WHERE state IN ('defaulted', 'rated_late')");
     long long events = hcp_test_sql_int (
         conn, "SELECT count(*) FROM events WHERE type = 'rating.defaulted'");
     long long distinct_events = hcp_test_sql_int (
         conn, "SELECT count(DISTINCT key) FROM events WHERE type = 'rating.defaulted'");
     //  Windows naming their delivery's default (a join on the primary key).
     long long matching = hcp_test_sql_int (
-        conn, "SELECT count(*) FROM rating_windows w JOIN ratings r ON r.rating_id = w.rating_id"
-              " AND r.origin = 'default' AND r.delivery_id = w.delivery_id"
-              " WHERE w.state IN ('defaulted', 'rated_late')");
+        conn,
+        "SELECT count(*) FROM rating_windows w JOIN ratings r ON r.rating_id = w.rating_id"
+        " AND r.origin = 'default' AND r.delivery_id = w.delivery_id"
+        " WHERE w.state IN ('defaulted', 'rated_late')");
     //  Events whose key is not a default (with equal, distinct counts: one
     //  event per default). A set difference, not a join: events.key has no
     //  index, and a nested loop over it is quadratic.

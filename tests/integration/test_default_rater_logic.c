@@ -97,8 +97,8 @@ test_settings (void **state)
     assert_int_equal (settings.batch, 1000);
     hcp_config_destroy (&config);
 
-    config = hcp_config_parse ("default_rater:\n  stages: [completion, 1]\n  window_days: 10\n",
-                               "b.yaml", NULL);
+    config = hcp_config_parse (
+        "default_rater:\n  stages: [completion, 1]\n  window_days: 10\n", "b.yaml", NULL);
     assert_int_equal (hcp_rater_settings_load (config, &settings, &error), 0);
     assert_string_equal (hcp_rater_stages_text (&settings, buf, sizeof buf),
                          "application,completion");
@@ -108,7 +108,8 @@ test_settings (void **state)
     config = hcp_config_parse ("default_rater:\n  stages: [application, approval]\n", "c.yaml",
                                NULL);
     assert_int_equal (hcp_rater_settings_load (config, &settings, &error), -1);
-    assert_non_null (strstr (error, "c.yaml:2: default_rater.stages.1: unknown stage 'approval'"));
+    assert_non_null (
+        strstr (error, "c.yaml:2: default_rater.stages.1: unknown stage 'approval'"));
     free (error);
     hcp_config_destroy (&config);
 
@@ -134,8 +135,8 @@ test_settings (void **state)
 static void
 test_windows_open_for_configured_stages_only (void **state)
 {
-    fixture_t *self
-        = s_fixture (state, "dr_stages", "default_rater:\n  stages: [application, completion]\n");
+    fixture_t *self = s_fixture (state, "dr_stages",
+                                 "default_rater:\n  stages: [application, completion]\n");
     //  One delivery of each stage, at the last second of 2026-02-13.
     fx_deliveries (self->conn, "app-", 1, 1, "2026-02-13 23:59:59+08", 0);
     fx_deliveries (self->conn, "con-", 1, 2, "2026-02-13 23:59:59+08", 0);
@@ -169,10 +170,11 @@ test_windows_open_for_configured_stages_only (void **state)
     fx_deliveries (self->conn, "late-", 3, 3, "2026-02-14 08:00:00+08", 0);
     assert_int_equal (hcp_rater_open_missing (self->rater, now), 3);
     assert_int_equal (hcp_rater_open_missing (self->rater, now), 0);
-    assert_int_equal (hcp_test_sql_int (self->conn,
-                                        "SELECT count(*) FROM rating_windows WHERE ends_at = "
-                                        "'2026-02-22T00:00:00+08' AND delivery_id LIKE 'late-%%'"),
-                      3);
+    assert_int_equal (
+        hcp_test_sql_int (self->conn,
+                          "SELECT count(*) FROM rating_windows WHERE ends_at = "
+                          "'2026-02-22T00:00:00+08' AND delivery_id LIKE 'late-%%'"),
+        3);
     assert_int_equal (hcp_rater_totals (self->rater).windows_opened, 5);
 }
 
@@ -207,15 +209,17 @@ test_default_at_the_right_instant_exactly_once (void **state)
                               "FROM ratings WHERE delivery_id = 'd-1'");
     assert_string_equal (row, "default|3|3|3|1|t|2|3|2|rk-1|110105|f|");
     free (row);
-    //  Its id is a UUIDv7 of the window end: the first 48 bits are the ms.
+    //  Its id is a UUIDv7 of the moment it was stored (the sweep's "now",
+    //  here the window end): the first 48 bits are those milliseconds.
     char *id = s_text (self, "SELECT rating_id FROM ratings WHERE delivery_id = 'd-1'");
     char hex[13];
     snprintf (hex, sizeof hex, "%.8s%.4s", id, id + 9);
     assert_int_equal (strtoll (hex, NULL, 16), end);
     assert_int_equal (id[14], '7');
     //  The window records it.
-    char *window = s_text (self, "SELECT concat_ws ('|', state, rating_id, closed_at = '"
-                                 END_MS_TEXT "') FROM rating_windows");
+    char *window = s_text (self,
+                           "SELECT concat_ws ('|', state, rating_id, closed_at = '" END_MS_TEXT
+                           "') FROM rating_windows");
     char expected[128];
     snprintf (expected, sizeof expected, "defaulted|%s|t", id);
     assert_string_equal (window, expected);
@@ -224,8 +228,9 @@ test_default_at_the_right_instant_exactly_once (void **state)
     //  payload is the rating (hcp.v1.Rating).
     assert_int_equal (hcp_test_sql_int (self->conn, "SELECT count(*) FROM events"), 1);
     char *payload_hex = hcp_test_sql_text (
-        self->conn, "SELECT encode (payload, 'hex') FROM events WHERE type = 'rating.defaulted' "
-                    "AND key = '%s'",
+        self->conn,
+        "SELECT encode (payload, 'hex') FROM events WHERE type = 'rating.defaulted' "
+        "AND key = '%s'",
         id);
     assert_non_null (payload_hex);
     size_t size = strlen (payload_hex) / 2;
@@ -319,9 +324,10 @@ test_late_rating_supersedes_the_default (void **state)
     fixture_t *self = s_fixture (state, "dr_late", "log: {level: info}\n");
     fx_deliveries (self->conn, "d-", 2, 3, "2026-02-13 09:30:00+08", 1);
     fx_stamp (self->conn);
-    assert_int_equal (hcp_rater_open_missing (self->rater, fx_ms ("2026-02-13T10:00:00+08:00")),
+    assert_int_equal (
+        hcp_rater_open_missing (self->rater, fx_ms ("2026-02-13T10:00:00+08:00")), 2);
+    assert_int_equal (hcp_rater_apply_due (self->rater, fx_ms ("2026-02-22T03:00:00+08:00")),
                       2);
-    assert_int_equal (hcp_rater_apply_due (self->rater, fx_ms ("2026-02-22T03:00:00+08:00")), 2);
     //  A very dissatisfied rating for d-1 arrives a week late: stored like
     //  any rating (ingest's part; here written directly), and its event
     //  marks the window rated_late.
@@ -352,20 +358,22 @@ test_late_rating_supersedes_the_default (void **state)
                "2026-03-01 10:00:00+08", 1, 0);
     s_event (self, "rating.stored", "01900000-0000-7000-8000-0000000000ab",
              fx_ms ("2026-03-01T10:00:01+08:00"));
-    assert_int_equal (hcp_test_sql_int (self->conn, "SELECT count(*) FROM rating_windows WHERE "
-                                                    "late_rating_id = "
-                                                    "'01900000-0000-7000-8000-0000000000aa'"),
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM rating_windows WHERE "
+                                        "late_rating_id = "
+                                        "'01900000-0000-7000-8000-0000000000aa'"),
                       1);
     //  A late rating whose event is handled before the sweep reached the
     //  window (sweep behind): no default at all, the same statistics.
     fx_deliveries (self->conn, "e-", 1, 3, "2026-02-13 09:30:00+08", 0);
-    assert_int_equal (hcp_rater_open_missing (self->rater, fx_ms ("2026-02-13T10:00:00+08:00")),
-                      1);
+    assert_int_equal (
+        hcp_rater_open_missing (self->rater, fx_ms ("2026-02-13T10:00:00+08:00")), 1);
     fx_rating (self->conn, "01900000-0000-7000-8000-0000000000ac", "e-1",
                "2026-02-25 10:00:00+08", 4, 0);
     s_event (self, "rating.stored", "01900000-0000-7000-8000-0000000000ac",
              fx_ms ("2026-02-25T10:00:01+08:00"));
-    assert_int_equal (hcp_rater_apply_due (self->rater, fx_ms ("2026-02-26T00:00:00+08:00")), 0);
+    assert_int_equal (hcp_rater_apply_due (self->rater, fx_ms ("2026-02-26T00:00:00+08:00")),
+                      0);
     assert_int_equal (hcp_test_sql_int (self->conn, "SELECT count(*) FROM ratings WHERE "
                                                     "delivery_id = 'e-1' AND origin = "
                                                     "'default'"),
@@ -379,18 +387,18 @@ test_database_refuses_illegal_window_changes (void **state)
 {
     fixture_t *self = s_fixture (state, "dr_guard", "log: {level: info}\n");
     fx_deliveries (self->conn, "d-", 2, 3, "2026-02-13 09:30:00+08", 0);
-    assert_int_equal (hcp_rater_open_missing (self->rater, fx_ms ("2026-02-13T10:00:00+08:00")),
-                      2);
+    assert_int_equal (
+        hcp_rater_open_missing (self->rater, fx_ms ("2026-02-13T10:00:00+08:00")), 2);
     assert_int_equal (hcp_rater_apply_due (self->rater, fx_ms (END_MS_TEXT)), 2);
     static const char *refused[] = {
         "UPDATE rating_windows SET state = 'open', closed_at = NULL WHERE delivery_id = 'd-1'",
         "UPDATE rating_windows SET state = 'rated' WHERE delivery_id = 'd-1'",
         "UPDATE rating_windows SET ends_at = ends_at + interval '1 day' WHERE delivery_id = "
         "'d-1'",
-        "DELETE FROM rating_windows WHERE delivery_id = 'd-1'",
-        "TRUNCATE rating_windows",
+        "DELETE FROM rating_windows WHERE delivery_id = 'd-1'", "TRUNCATE rating_windows",
         //  A second default for a delivery (the unique index of 001).
-        "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, rating_count, "
+        "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, "
+        "rating_count, "
         "rater_type, rated_at, standardization, origin, fingerprint) SELECT hcp_uuidv7 (), "
         "delivery_id, item_code, channel, stage, 1, rater_type, now (), 3, 'default', '\\x00' "
         "FROM deliveries WHERE delivery_id = 'd-1'",
@@ -417,9 +425,9 @@ test_window_end_in_sql_matches_the_calendar (void **state)
     //  Same instant → same end in SQL (hcp_rating_window_end) and in C
     //  (hcp_calendar: day of the instant + 7, 24:00): around midnight
     //  Shanghai, across a month and a year.
-    static const char *instants[] = {"2026-02-13T15:59:59.999Z", "2026-02-13T16:00:00Z",
-                                      "2026-12-28T00:00:00+08:00", "2026-12-31T23:59:59+08:00",
-                                      "2024-02-22T12:00:00+08:00", NULL};
+    static const char *instants[] = {"2026-02-13T15:59:59.999Z",  "2026-02-13T16:00:00Z",
+                                     "2026-12-28T00:00:00+08:00", "2026-12-31T23:59:59+08:00",
+                                     "2024-02-22T12:00:00+08:00", NULL};
     static const char *ends[] = {"2026-02-21T00:00:00+08:00", "2026-02-22T00:00:00+08:00",
                                  "2027-01-05T00:00:00+08:00", "2027-01-08T00:00:00+08:00",
                                  "2024-03-01T00:00:00+08:00"}; //  2024 is a leap year

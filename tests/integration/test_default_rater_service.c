@@ -138,7 +138,8 @@ test_follows_events_and_the_injected_clock (void **state)
     long long stamped = fx_stamp (self->conn);
     assert_int_equal (stamped, 12);
     s_wait (self, 12, "SELECT count(*) FROM rating_windows WHERE state = 'open'");
-    s_wait (self, 12, "SELECT last_seq FROM consumer_offsets WHERE consumer = 'default-rater'");
+    s_wait (self, 12,
+            "SELECT last_seq FROM consumer_offsets WHERE consumer = 'default-rater'");
     //  d-1 rated in time: its event closes the window.
     fx_rating (self->conn, "01900000-0000-7000-8000-000000000001", "d-1",
                "2026-02-15 10:00:00+08", 1, 1);
@@ -152,21 +153,24 @@ test_follows_events_and_the_injected_clock (void **state)
                       0);
     //  24:00: the other 11 get their default.
     fx_set_clock (self->clock, "2026-02-21T00:00:00+08:00");
-    s_wait (self, 11, "SELECT count(*) FROM ratings WHERE origin = 'default' AND rated_at = "
-                      "'2026-02-21T00:00:00+08'");
+    s_wait (self, 11,
+            "SELECT count(*) FROM ratings WHERE origin = 'default' AND rated_at = "
+            "'2026-02-21T00:00:00+08'");
     s_wait (self, 11, "SELECT count(*) FROM rating_windows WHERE state = 'defaulted'");
     //  A bad rating for d-2 a week late: the window shows rated_late.
     fx_set_clock (self->clock, "2026-02-28T09:00:00+08:00");
     fx_rating (self->conn, "01900000-0000-7000-8000-000000000002", "d-2",
                "2026-02-28 09:00:00+08", 5, 1);
     fx_stamp (self->conn);
-    s_wait (self, 1, "SELECT count(*) FROM rating_windows WHERE state = 'rated_late' AND "
-                     "late_rating_id = '01900000-0000-7000-8000-000000000002'");
+    s_wait (self, 1,
+            "SELECT count(*) FROM rating_windows WHERE state = 'rated_late' AND "
+            "late_rating_id = '01900000-0000-7000-8000-000000000002'");
     //  Its own rating.defaulted events went past it too: the offset keeps up.
     fx_stamp (self->conn);
     long long head = hcp_test_sql_int (self->conn, "SELECT max (seq) FROM events");
-    s_wait (self, head, "SELECT last_seq FROM consumer_offsets WHERE consumer = "
-                        "'default-rater'");
+    s_wait (self, head,
+            "SELECT last_seq FROM consumer_offsets WHERE consumer = "
+            "'default-rater'");
     //  SIGTERM: a clean stop, exit 0.
     int status = s_stop (self, pid, SIGTERM);
     assert_true (WIFEXITED (status));
@@ -208,8 +212,9 @@ test_two_instances_never_default_twice (void **state)
     s_wait (self, 4500, "SELECT count(*) FROM rating_windows WHERE state <> 'open'");
     fx_stamp (self->conn);
     long long head = hcp_test_sql_int (self->conn, "SELECT max (seq) FROM events");
-    s_wait (self, head, "SELECT last_seq FROM consumer_offsets WHERE consumer = "
-                        "'default-rater'");
+    s_wait (self, head,
+            "SELECT last_seq FROM consumer_offsets WHERE consumer = "
+            "'default-rater'");
     s_wait (self, 0, "SELECT count(*) FROM rating_windows WHERE state = 'open'");
     assert_int_equal (s_stop (self, one, SIGTERM), 0);
     assert_int_equal (s_stop (self, two, SIGTERM), 0);
@@ -218,14 +223,16 @@ test_two_instances_never_default_twice (void **state)
     //  default or after it: rated or rated_late), a default for each of
     //  the others; together the instances reported exactly the defaults
     //  in the table (neither believed it stored one the other stored).
-    long long defaults
-        = hcp_test_sql_int (self->conn, "SELECT count(*) FROM ratings WHERE origin = 'default'");
-    long long rated = hcp_test_sql_int (self->conn, "SELECT count(*) FROM rating_windows WHERE "
-                                                    "state IN ('rated', 'rated_late')");
+    long long defaults = hcp_test_sql_int (
+        self->conn, "SELECT count(*) FROM ratings WHERE origin = 'default'");
+    long long rated = hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM rating_windows WHERE "
+                                        "state IN ('rated', 'rated_late')");
     assert_int_equal (rated, 200);
-    assert_int_equal (defaults + hcp_test_sql_int (self->conn,
-                                                   "SELECT count(*) FROM rating_windows "
-                                                   "WHERE state = 'rated'"),
+    assert_int_equal (defaults
+                          + hcp_test_sql_int (self->conn,
+                                              "SELECT count(*) FROM rating_windows "
+                                              "WHERE state = 'rated'"),
                       4500);
     long one_reported = s_reported_defaults (self, "one");
     long two_reported = s_reported_defaults (self, "two");

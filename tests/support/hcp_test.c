@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -199,8 +200,12 @@ hcp_test_spawn (const char *binary, const char *const *argv, const char *const *
     if (pid < 0)
         S_FAIL ("fork: %s", strerror (errno));
     if (pid == 0) {
-        //  The child dies with the test: no orphaned services.
+        //  The child dies with the test (even one killed by its timeout): no
+        //  orphaned services holding sockets for the next test.
         setpgid (0, 0);
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid () == 1)
+            _exit (127);
         for (int i = 0; env && env[i]; i++)
             putenv ((char *) env[i]);
         if (log_path) {

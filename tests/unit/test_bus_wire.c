@@ -13,9 +13,10 @@
 
 #include <cmocka.h>
 
-static void test_verdict (void **state)
+static void
+test_verdict (void **state)
 {
-    (void)state;
+    (void) state;
     assert_int_equal (hcp_bus_verdict (0, 1), HCP_BUS_NEXT);
     assert_int_equal (hcp_bus_verdict (41, 42), HCP_BUS_NEXT);
     assert_int_equal (hcp_bus_verdict (42, 42), HCP_BUS_DUPLICATE);
@@ -26,9 +27,10 @@ static void test_verdict (void **state)
     assert_int_equal (hcp_bus_verdict (UINT64_MAX - 1, UINT64_MAX), HCP_BUS_NEXT);
 }
 
-static void test_type_matches (void **state)
+static void
+test_type_matches (void **state)
 {
-    (void)state;
+    (void) state;
     assert_true (hcp_bus_type_matches (NULL, "rating.stored"));
     assert_true (hcp_bus_type_matches ("", "rating.stored"));
     assert_true (hcp_bus_type_matches ("rating.", "rating.stored"));
@@ -39,16 +41,18 @@ static void test_type_matches (void **state)
 }
 
 //  Sends with the encoder and reads back the two frames.
-static zmsg_t *s_roundtrip (zsock_t *writer, zsock_t *reader)
+static zmsg_t *
+s_roundtrip (zsock_t *writer, zsock_t *reader)
 {
-    (void)writer;
+    (void) writer;
     zmsg_t *msg = zmsg_recv (reader);
     assert_non_null (msg);
     assert_int_equal (zmsg_size (msg), 2);
     return msg;
 }
 
-static int s_decode (zmsg_t *msg, hcp_event_t **event, uint64_t *heartbeat)
+static int
+s_decode (zmsg_t *msg, hcp_event_t **event, uint64_t *heartbeat)
 {
     zframe_t *topic = zmsg_first (msg);
     zframe_t *body = zmsg_next (msg);
@@ -56,9 +60,10 @@ static int s_decode (zmsg_t *msg, hcp_event_t **event, uint64_t *heartbeat)
                            zframe_size (body), event, heartbeat);
 }
 
-static void test_event_roundtrip (void **state)
+static void
+test_event_roundtrip (void **state)
 {
-    (void)state;
+    (void) state;
     zsock_t *reader = zsock_new_pair ("@inproc://wire");
     zsock_t *writer = zsock_new_pair (">inproc://wire");
     assert_non_null (reader);
@@ -90,7 +95,7 @@ static void test_event_roundtrip (void **state)
     size_t big_size = 100000;
     unsigned char *big = malloc (big_size);
     for (size_t i = 0; i < big_size; i++)
-        big[i] = (unsigned char)(i * 7);
+        big[i] = (unsigned char) (i * 7);
     assert_int_equal (hcp_bus_send_event (writer, 1, "x", "", 0, big, big_size), 0);
     msg = s_roundtrip (writer, reader);
     assert_int_equal (s_decode (msg, &event, &heartbeat), 1);
@@ -121,23 +126,22 @@ static void test_event_roundtrip (void **state)
     zsock_destroy (&reader);
 }
 
-static void test_decode_rejects_garbage (void **state)
+static void
+test_decode_rejects_garbage (void **state)
 {
-    (void)state;
+    (void) state;
     hcp_event_t *event = NULL;
     uint64_t heartbeat = 0;
     //  Not protobuf.
     const char junk[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff";
     assert_int_equal (hcp_bus_decode ("a", 1, junk, sizeof junk, &event, &heartbeat), -1);
     assert_null (event);
-    assert_int_equal (hcp_bus_decode ("$hb", 3, junk, sizeof junk, &event, &heartbeat),
-                      -1);
+    assert_int_equal (hcp_bus_decode ("$hb", 3, junk, sizeof junk, &event, &heartbeat), -1);
 
     //  A valid event whose topic is not its type, and one with seq 0.
     zsock_t *reader = zsock_new_pair ("@inproc://garbage");
     zsock_t *writer = zsock_new_pair (">inproc://garbage");
-    assert_int_equal (hcp_bus_send_event (writer, 5, "rating.stored", "k", 0, NULL, 0),
-                      0);
+    assert_int_equal (hcp_bus_send_event (writer, 5, "rating.stored", "k", 0, NULL, 0), 0);
     zmsg_t *msg = s_roundtrip (writer, reader);
     zframe_t *body = zmsg_last (msg);
     assert_int_equal (hcp_bus_decode ("case.opened", 11, zframe_data (body),
@@ -145,8 +149,7 @@ static void test_decode_rejects_garbage (void **state)
                       -1);
     assert_null (event);
     zmsg_destroy (&msg);
-    assert_int_equal (hcp_bus_send_event (writer, 0, "rating.stored", "k", 0, NULL, 0),
-                      0);
+    assert_int_equal (hcp_bus_send_event (writer, 0, "rating.stored", "k", 0, NULL, 0), 0);
     msg = s_roundtrip (writer, reader);
     assert_int_equal (s_decode (msg, &event, &heartbeat), -1);
     assert_null (event);
@@ -155,7 +158,8 @@ static void test_decode_rejects_garbage (void **state)
     zsock_destroy (&reader);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_verdict),

@@ -14,6 +14,7 @@
 */
 #include "hcp_calendar.h"
 #include "hcp_clock.h"
+#include "hcp_test.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,29 +61,29 @@ D (const char *text)
 }
 
 //  Asserts from + n working days == expected, with the provisional flag.
-#define ASSERT_ADD(from, n, expected, prov)                                            \
-    do {                                                                               \
-        bool p_ = !(prov);                                                             \
-        char b_[11];                                                                   \
-        hcp_date_t got_ = hcp_calendar_add_working_days (s_cal, D (from), (n), &p_);  \
-        assert_string_equal (hcp_date_format (got_, b_), (expected));                 \
-        assert_int_equal (p_, (prov));                                                 \
+#define ASSERT_ADD(from, n, expected, prov)                                                   \
+    do {                                                                                      \
+        bool p_ = !(prov);                                                                    \
+        char b_[11];                                                                          \
+        hcp_date_t got_ = hcp_calendar_add_working_days (s_cal, D (from), (n), &p_);          \
+        assert_string_equal (hcp_date_format (got_, b_), (expected));                         \
+        assert_int_equal (p_, (prov));                                                        \
     } while (0)
 
-#define ASSERT_SUB(from, n, expected, prov)                                            \
-    do {                                                                               \
-        bool p_ = !(prov);                                                             \
-        char b_[11];                                                                   \
-        hcp_date_t got_ = hcp_calendar_sub_working_days (s_cal, D (from), (n), &p_);  \
-        assert_string_equal (hcp_date_format (got_, b_), (expected));                 \
-        assert_int_equal (p_, (prov));                                                 \
+#define ASSERT_SUB(from, n, expected, prov)                                                   \
+    do {                                                                                      \
+        bool p_ = !(prov);                                                                    \
+        char b_[11];                                                                          \
+        hcp_date_t got_ = hcp_calendar_sub_working_days (s_cal, D (from), (n), &p_);          \
+        assert_string_equal (hcp_date_format (got_, b_), (expected));                         \
+        assert_int_equal (p_, (prov));                                                        \
     } while (0)
 
-#define ASSERT_WORKDAY(date, yes, prov)                                                \
-    do {                                                                               \
-        bool p_ = !(prov);                                                             \
-        assert_int_equal (hcp_calendar_is_workday (s_cal, D (date), &p_), (yes));      \
-        assert_int_equal (p_, (prov));                                                 \
+#define ASSERT_WORKDAY(date, yes, prov)                                                       \
+    do {                                                                                      \
+        bool p_ = !(prov);                                                                    \
+        assert_int_equal (hcp_calendar_is_workday (s_cal, D (date), &p_), (yes));             \
+        assert_int_equal (p_, (prov));                                                        \
     } while (0)
 
 static void
@@ -122,7 +123,8 @@ test_shanghai_time (void **state)
     assert_int_equal (hcp_date_start_ms (D ("2026-01-01")), 1767196800000LL);
     //  24:00 of the last day is the start of the next day.
     assert_int_equal (hcp_date_end_ms (D ("2025-12-31")), 1767196800000LL);
-    assert_int_equal (hcp_date_end_ms (D ("2026-02-20")), hcp_date_start_ms (D ("2026-02-21")));
+    assert_int_equal (hcp_date_end_ms (D ("2026-02-20")),
+                      hcp_date_start_ms (D ("2026-02-21")));
     //  One millisecond before midnight Shanghai is still the old day.
     assert_int_equal (hcp_date_from_ms (1767196800000LL - 1), D ("2025-12-31"));
     assert_int_equal (hcp_date_from_ms (1767196800000LL), D ("2026-01-01"));
@@ -303,7 +305,8 @@ test_missing_year (void **state)
     //  Without the file, Spring Festival is invisible: Fri 02-13 + 1 = Mon 02-16.
     char buf[11];
     assert_string_equal (
-        hcp_date_format (hcp_calendar_add_working_days (empty, D ("2026-02-13"), 1, NULL), buf),
+        hcp_date_format (hcp_calendar_add_working_days (empty, D ("2026-02-13"), 1, NULL),
+                         buf),
         "2026-02-16");
     hcp_calendar_destroy (&empty);
 }
@@ -350,20 +353,24 @@ test_loader_errors (void **state)
     s_expect_error ("years:\n  2026:\n    holidays: [2025-10-01]\n    workdays: []\n",
                     "cal.yaml:3: years.2026.holidays.0: 2025-10-01 is outside its year 2026");
     //  Duplicate.
-    s_expect_error ("years:\n  2026:\n    holidays:\n      - 2026-05-01\n      - 2026-05-01\n"
-                    "    workdays: []\n",
-                    "cal.yaml:5: years.2026.holidays.1: 2026-05-01 is listed twice in holidays "
-                    "(first at line 4)");
-    s_expect_error ("years:\n  2026:\n    holidays: []\n    workdays: [2026-02-14, 2026-02-14]\n",
-                    "2026-02-14 is listed twice in workdays");
+    s_expect_error (
+        "years:\n  2026:\n    holidays:\n      - 2026-05-01\n      - 2026-05-01\n"
+        "    workdays: []\n",
+        "cal.yaml:5: years.2026.holidays.1: 2026-05-01 is listed twice in holidays "
+        "(first at line 4)");
+    s_expect_error (
+        "years:\n  2026:\n    holidays: []\n    workdays: [2026-02-14, 2026-02-14]\n",
+        "2026-02-14 is listed twice in workdays");
     //  Both holiday and workday.
-    s_expect_error ("years:\n  2026:\n    holidays: [2026-02-14]\n    workdays: [2026-02-14]\n",
-                    "cal.yaml:4: years.2026.workdays.0: 2026-02-14 is both a holiday and a "
-                    "workday (the other at line 3)");
+    s_expect_error (
+        "years:\n  2026:\n    holidays: [2026-02-14]\n    workdays: [2026-02-14]\n",
+        "cal.yaml:4: years.2026.workdays.0: 2026-02-14 is both a holiday and a "
+        "workday (the other at line 3)");
     //  A workday that is not a weekend day.
-    s_expect_error ("years:\n  2026:\n    holidays: []\n    workdays: [2026-02-13]\n",
-                    "cal.yaml:4: years.2026.workdays.0: 2026-02-13 is a Friday: workdays lists "
-                    "only Saturdays and Sundays");
+    s_expect_error (
+        "years:\n  2026:\n    holidays: []\n    workdays: [2026-02-13]\n",
+        "cal.yaml:4: years.2026.workdays.0: 2026-02-13 is a Friday: workdays lists "
+        "only Saturdays and Sundays");
     //  Duplicate year (the YAML loader's check).
     s_expect_error ("years:\n  2026: {holidays: [], workdays: []}\n"
                     "  2026: {holidays: [], workdays: []}\n",
@@ -481,6 +488,81 @@ test_configure (void **state)
     hcp_config_destroy (&config);
 }
 
+//  Runs hcpctl with args; returns its exit code and its stdout (caller
+//  frees) in *out.
+static int
+s_hcpctl (char **out, const char *args)
+{
+    char path[] = "/tmp/hcp-calendar-out-XXXXXX";
+    int fd = mkstemp (path);
+    assert_true (fd >= 0);
+    close (fd);
+    int rc = hcp_test_shell ("'%s' calendar %s >%s 2>/dev/null", hcp_test_bin ("hcpctl"), args,
+                             path);
+    FILE *file = fopen (path, "r");
+    assert_non_null (file);
+    char *text = calloc (1, 65536);
+    size_t got = fread (text, 1, 65535, file);
+    text[got] = 0;
+    fclose (file);
+    unlink (path);
+    *out = text;
+    return rc;
+}
+
+static void
+test_hcpctl_calendar (void **state)
+{
+    (void) state;
+    char *out;
+    //  Exit codes: 0 working day, 1 day off, 2 usage, 3 calendar unusable.
+    assert_int_equal (s_hcpctl (&out, "is-workday 2026-02-14"), 0);
+    assert_string_equal (out, "2026-02-14 yes\n");
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "is-workday 2026-02-16"), 1);
+    assert_string_equal (out, "2026-02-16 no\n");
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "is-workday 2027-03-06"), 1);
+    assert_string_equal (out, "2027-03-06 no provisional\n");
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "is-workday 2026-02-30"), 2);
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "is-workday 2026-02-14 --calendar /nonexistent.yaml"),
+                      3);
+    free (out);
+    //  Same count as test_spring_festival_2026.
+    assert_int_equal (s_hcpctl (&out, "deadline --from 2026-02-12 --working-days 5"), 0);
+    assert_string_equal (out, "2026-02-26\n");
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "deadline --from 2026-12-30 --working-days 3"), 0);
+    assert_string_equal (out, "2027-01-04 provisional\n");
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "deadline --from 2026-12-28 --natural-days 7"), 0);
+    assert_string_equal (out, "2027-01-04\n");
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "deadline --from 2026-02-12"), 2);
+    free (out);
+    assert_int_equal (
+        s_hcpctl (&out, "deadline --from 2026-02-12 --working-days 1 --natural-days 1"), 2);
+    free (out);
+    //  --explain: the days counted and skipped, and why.
+    assert_int_equal (s_hcpctl (&out, "deadline --from 2026-02-13 --working-days 2 --explain"),
+                      0);
+    assert_non_null (strstr (out, "2026-02-24\n"));
+    assert_non_null (strstr (out, "2026-02-14 Sat  counted 1   adjusted working day"));
+    assert_non_null (strstr (out, "2026-02-15 Sun  skipped     holiday"));
+    assert_non_null (strstr (out, "2026-02-24 Tue  counted 2   working day"));
+    assert_non_null (strstr (out, "ends 2026-02-25T00:00:00+08:00"));
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "deadline --from 2026-02-27 --working-days 2 --explain"),
+                      0);
+    assert_non_null (strstr (out, "2026-03-01 Sun  skipped     weekend"));
+    free (out);
+    assert_int_equal (s_hcpctl (&out, "check"), 0);
+    assert_non_null (strstr (out, "2026: 33 holidays, 6 adjusted working days"));
+    free (out);
+}
+
 int
 main (void)
 {
@@ -497,6 +579,7 @@ main (void)
         cmocka_unit_test (test_loader_errors),
         cmocka_unit_test (test_reload),
         cmocka_unit_test (test_configure),
+        cmocka_unit_test (test_hcpctl_calendar),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

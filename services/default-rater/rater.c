@@ -316,7 +316,8 @@ s_array_end (buf_t *buf)
 //  whose end is at or before $1 (now), oldest end first, skipping those
 //  another instance holds (FOR UPDATE SKIP LOCKED). Each becomes
 //  - 'rated' if the rater has rated the delivery (at any time: the event
-//    may not be handled yet), naming that rating;
+//    may not be handled yet), naming that rating (any one of them if there
+//    are several: no sort per window on this hot path);
 //  - else 'defaulted', naming a new id from $3 (UUIDv7s of now made by
 //    the caller, one per window: the database's gen_random_uuid costs a
 //    tenth of this statement), the id under which S_DEFAULT stores the
@@ -342,7 +343,6 @@ s_array_end (buf_t *buf)
     " JOIN deliveries d ON d.delivery_id = due.delivery_id"                                   \
     " CROSS JOIN LATERAL (SELECT (SELECT o.rating_id"                                         \
     " FROM ratings o WHERE o.delivery_id = due.delivery_id AND o.origin = 'rater'"            \
-    " ORDER BY o.rated_at, o.rating_id"                                                       \
     " LIMIT 1) AS rater_rating, (SELECT o.rating_id"                                          \
     " FROM ratings o WHERE o.delivery_id = due.delivery_id AND o.origin ="                    \
     " 'default') AS old_default OFFSET 0) x"                                                  \

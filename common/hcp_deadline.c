@@ -281,8 +281,10 @@ hcp_deadline_open (hcp_db_t *db, int64_t case_id, const char *kind, hcp_date_t s
     return 0;
 }
 
-int
-hcp_deadline_meet (hcp_db_t *db, int64_t case_id, const char *kind, int64_t at_ms)
+//  Runs statement (S_MEET or S_CANCEL: both take case, kind, at and close
+//  the matching open deadlines) for one case at at_ms.
+static int
+s_close (hcp_db_t *db, const char *statement, int64_t case_id, const char *kind, int64_t at_ms)
 {
     assert (db);
     if (s_prepare (db))
@@ -291,20 +293,19 @@ hcp_deadline_meet (hcp_db_t *db, int64_t case_id, const char *kind, int64_t at_m
     snprintf (case_text, sizeof case_text, "%" PRId64, case_id);
     snprintf (at_text, sizeof at_text, "%" PRId64, at_ms);
     const char *values[] = {case_text, kind, at_text};
-    return s_run (db, S_MEET, 3, values, NULL);
+    return s_run (db, statement, 3, values, NULL);
+}
+
+int
+hcp_deadline_meet (hcp_db_t *db, int64_t case_id, const char *kind, int64_t at_ms)
+{
+    return s_close (db, S_MEET, case_id, kind, at_ms);
 }
 
 int
 hcp_deadline_cancel (hcp_db_t *db, int64_t case_id, const char *kind, int64_t at_ms)
 {
-    assert (db);
-    if (s_prepare (db))
-        return -1;
-    char case_text[24], at_text[24];
-    snprintf (case_text, sizeof case_text, "%" PRId64, case_id);
-    snprintf (at_text, sizeof at_text, "%" PRId64, at_ms);
-    const char *values[] = {case_text, kind, at_text};
-    return s_run (db, S_CANCEL, 3, values, NULL);
+    return s_close (db, S_CANCEL, case_id, kind, at_ms);
 }
 
 int

@@ -143,6 +143,11 @@ CREATE VIEW rating_windows_summary AS
      GROUP BY state, stage;
 COMMENT ON VIEW rating_windows_summary IS
     'Rating windows per state and stage; open_past_end > 0 for long means hcp-default-rater is not running or not keeping up (by the wall clock).';
+COMMENT ON COLUMN rating_windows_summary.state IS 'Window state: open, rated, defaulted or rated_late.';
+COMMENT ON COLUMN rating_windows_summary.stage IS 'Stage of the delivery: 1 application, 2 consultation, 3 completion.';
+COMMENT ON COLUMN rating_windows_summary.windows IS 'Number of windows in this state and stage.';
+COMMENT ON COLUMN rating_windows_summary.open_past_end IS 'Open windows whose end has passed by the wall clock: defaults not applied yet.';
+COMMENT ON COLUMN rating_windows_summary.next_end IS 'Earliest end among the open windows: when the next default is due.';
 
 -- ---------------------------------------------------------------------------
 -- Privileges

@@ -8,33 +8,7 @@
     provisional. Expected dates are counted by hand in
     tests/unit/test_deadline_compute.c.
 */
-#include "hcp_calendar.h"
-#include "hcp_clock.h"
-#include "hcp_db.h"
-#include "hcp_deadline.h"
-#include "hcp_test.h"
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-static const char *s_calendar_2026 =
-    "years:\n"
-    "  2026:\n"
-    "    holidays: [2026-01-01, 2026-01-02, 2026-01-03, 2026-02-15, 2026-02-16, "
-    "2026-02-17, "
-    "2026-02-18, 2026-02-19, 2026-02-20, 2026-02-21, 2026-02-22, 2026-02-23, 2026-04-04, "
-    "2026-04-05, 2026-04-06, 2026-05-01, 2026-05-02, 2026-05-03, 2026-05-04, 2026-05-05, "
-    "2026-06-19, 2026-06-20, 2026-06-21, 2026-09-25, 2026-09-26, 2026-09-27, 2026-10-01, "
-    "2026-10-02, 2026-10-03, 2026-10-04, 2026-10-05, 2026-10-06, 2026-10-07]\n"
-    "    workdays: [2026-01-04, 2026-02-14, 2026-02-28, 2026-05-09, 2026-09-20, "
-    "2026-10-10]\n";
+#include "test_deadline_fixture.h"
 
 typedef struct {
     char *conninfo;
@@ -42,37 +16,6 @@ typedef struct {
     hcp_db_t *db; //  for the module under test
     char *dir;
 } fixture_t;
-
-//  A bad rating and its case, made with SQL (case-router is not under
-//  test here). Returns the case id.
-static long long
-s_case_create (PGconn *conn, const char *rating_day)
-{
-    return hcp_test_sql_int (
-        conn,
-        "WITH r AS ("
-        "  INSERT INTO ratings (rating_id, item_code, channel, stage, rating_count, "
-        "rater_type,"
-        "                       rated_at, standardization, fingerprint)"
-        "  VALUES (gen_random_uuid (), '000119001000', 1, 3, 1, 1, '%s 10:00+08', 5, "
-        "'\\x00')"
-        "  RETURNING rating_id, item_code, rated_at)"
-        " INSERT INTO cases (rating_id, state, item_code, unit_code, rating_day, "
-        "opened_at,"
-        "                    last_action, last_actor, last_at)"
-        " SELECT rating_id, 'awaiting_visit', item_code, 'LUM', '%s', rated_at, 'open', "
-        "'test',"
-        "        rated_at FROM r RETURNING case_id",
-        rating_day, rating_day);
-}
-
-static hcp_date_t
-s_date (const char *text)
-{
-    hcp_date_t date;
-    assert_int_equal (hcp_date_parse (text, &date), 0);
-    return date;
-}
 
 static char *
 s_format (hcp_date_t date)
@@ -90,15 +33,7 @@ s_setup (void **state)
     self->db = hcp_db_new (self->conninfo, "test-deadline-api");
     assert_int_equal (hcp_db_ensure (self->db, 5000, NULL), 0);
     self->dir = hcp_test_tmpdir ("deadline-api");
-    char path[512];
-    snprintf (path, sizeof path, "%s/calendar.yaml", self->dir);
-    FILE *file = fopen (path, "w");
-    assert_non_null (file);
-    fputs (s_calendar_2026, file);
-    fclose (file);
-    char *error = NULL;
-    if (hcp_calendar_use_file (path, &error))
-        fail_msg ("calendar: %s", error);
+    td_calendar_install (self->dir, "calendar.yaml", TD_CALENDAR_2026);
     hcp_deadline_set_warn_working_days (1);
     hcp_clock_set_ms (0);
     *state = self;
@@ -124,14 +59,14 @@ static void
 test_open_computes_dates_and_records (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
+    long long case_id = td_case_create (self->conn, "2026-02-12");
     int64_t opened_ms;
     hcp_clock_parse ("2026-02-12T10:00:00+08:00", &opened_ms);
     hcp_clock_set_ms (opened_ms);
     hcp_date_t due = 0;
     //  Form: 5 working days after Thu 2026-02-12, across the Spring
     //  Festival, counting the adjusted Saturday 02-14 → Thu 2026-02-26.
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"),
                                          HCP_DEADLINE_FORM_WORKING_DAYS, "working", &due),
                       0);
     char *text = s_format (due);
@@ -161,10 +96,9 @@ test_open_computes_dates_and_records (void **state)
                                         case_id),
                       1);
     //  The answer deadline, 10 working days from the same day → 03-04.
-    assert_int_equal (
-        hcp_deadline_open (self->db, case_id, "answer", s_date ("2026-02-12"),
-                           HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", &due),
-        0);
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "answer", td_date ("2026-02-12"),
+                                         HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", &due),
+                      0);
     text = s_format (due);
     assert_string_equal (text, "2026-03-04");
     free (text);
@@ -174,20 +108,20 @@ static void
 test_open_is_idempotent (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
+    long long case_id = td_case_create (self->conn, "2026-02-12");
     hcp_date_t due = 0;
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         5, "working", &due),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
+                                         "working", &due),
                       0);
     //  Opening again, even with other figures, leaves the open one as it
     //  is and answers its due date.
     hcp_date_t again = 0;
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-24"),
-                                         5, "working", &again),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-24"), 5,
+                                         "working", &again),
                       0);
     assert_int_equal (again, due);
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         5, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       0);
     assert_int_equal (
         hcp_test_sql_int (self->conn,
@@ -199,10 +133,10 @@ test_open_is_idempotent (void **state)
                                         case_id),
                       1);
     //  Inside the caller's transaction: a rollback leaves nothing.
-    long long other = s_case_create (self->conn, "2026-02-12");
+    long long other = td_case_create (self->conn, "2026-02-12");
     assert_int_equal (hcp_db_exec (self->db, "BEGIN"), 0);
-    assert_int_equal (hcp_deadline_open (self->db, other, "form", s_date ("2026-02-12"),
-                                         5, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, other, "form", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       0);
     assert_int_equal (hcp_db_exec (self->db, "ROLLBACK"), 0);
     assert_int_equal (
@@ -224,9 +158,9 @@ static void
 test_meet_and_cancel (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         5, "working", NULL),
+    long long case_id = td_case_create (self->conn, "2026-02-12");
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       0);
     int64_t met_ms;
     hcp_clock_parse ("2026-02-24T15:30:00+08:00", &met_ms);
@@ -253,11 +187,11 @@ test_meet_and_cancel (void **state)
     PQclear (res);
 
     //  Cancel one kind, then the rest.
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "answer",
-                                         s_date ("2026-02-24"), 10, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "answer", td_date ("2026-02-24"),
+                                         10, "working", NULL),
                       0);
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "ledger",
-                                         s_date ("2026-04-30"), 0, "fixed", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "ledger", td_date ("2026-04-30"),
+                                         0, "fixed", NULL),
                       0);
     assert_int_equal (hcp_deadline_cancel (self->db, case_id, "answer", met_ms), 0);
     assert_int_equal (
@@ -281,8 +215,8 @@ test_meet_and_cancel (void **state)
                       2);
     //  After a cancel, a new deadline of the kind can be opened (e.g. a
     //  transfer restarts the unit's 10 working days).
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "answer",
-                                         s_date ("2026-02-26"), 10, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "answer", td_date ("2026-02-26"),
+                                         10, "working", NULL),
                       0);
     assert_int_equal (
         hcp_test_sql_int (self->conn,
@@ -303,13 +237,13 @@ static void
 test_extend_ledger_once (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
+    long long case_id = td_case_create (self->conn, "2026-02-12");
     hcp_date_t due = 0;
     //  A ledger date set by the unit: Tue 2026-03-31, reminder Mon 03-30.
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "ledger",
-                                         s_date ("2026-03-31"), 0, "fixed", &due),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "ledger", td_date ("2026-03-31"),
+                                         0, "fixed", &due),
                       0);
-    assert_int_equal (due, s_date ("2026-03-31"));
+    assert_int_equal (due, td_date ("2026-03-31"));
     //  Pretend it was warned and missed; the extension resets that.
     hcp_test_sql_exec (
         self->conn,
@@ -318,7 +252,7 @@ test_extend_ledger_once (void **state)
         " escalated_to = 'GO' WHERE case_id = %lld",
         case_id);
     assert_int_equal (
-        hcp_deadline_extend (self->db, case_id, "ledger", s_date ("2026-04-30")), 0);
+        hcp_deadline_extend (self->db, case_id, "ledger", td_date ("2026-04-30")), 0);
     //  Thu 04-30, reminder Wed 04-29.
     assert_int_equal (
         hcp_test_sql_int (self->conn,
@@ -338,11 +272,11 @@ test_extend_ledger_once (void **state)
                       1);
     //  A second extension of a ledger deadline: refused by the database.
     assert_int_equal (
-        hcp_deadline_extend (self->db, case_id, "ledger", s_date ("2026-05-29")), -1);
+        hcp_deadline_extend (self->db, case_id, "ledger", td_date ("2026-05-29")), -1);
     assert_non_null (strstr (hcp_db_error (self->db), "deadlines_one_ledger_extension"));
     //  Nothing open to extend: -1 naming the case and kind.
     assert_int_equal (
-        hcp_deadline_extend (self->db, case_id, "answer", s_date ("2026-05-29")), -1);
+        hcp_deadline_extend (self->db, case_id, "answer", td_date ("2026-05-29")), -1);
     assert_non_null (strstr (hcp_db_error (self->db), "no open answer deadline"));
     assert_string_equal (hcp_db_sqlstate (self->db), "HD003");
 }
@@ -351,14 +285,14 @@ static void
 test_provisional_in_2027 (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-12-30");
+    long long case_id = td_case_create (self->conn, "2026-12-30");
     hcp_date_t due = 0;
     //  Wed 2026-12-30 + 5 working days runs into 2027, which this calendar
     //  lacks: Monday-Friday → 2027-01-06, provisional.
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-12-30"),
-                                         5, "working", &due),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-12-30"), 5,
+                                         "working", &due),
                       0);
-    assert_int_equal (due, s_date ("2027-01-06"));
+    assert_int_equal (due, td_date ("2027-01-06"));
     assert_int_equal (hcp_test_sql_int (self->conn,
                                         "SELECT count(*) FROM deadline_provisional"
                                         " WHERE case_id = %lld AND due_on = '2027-01-06'"
@@ -366,9 +300,9 @@ test_provisional_in_2027 (void **state)
                                         case_id),
                       1);
     //  Natural and fixed dates are exact, never provisional.
-    long long other = s_case_create (self->conn, "2026-12-30");
-    assert_int_equal (hcp_deadline_open (self->db, other, "ledger", s_date ("2027-02-01"),
-                                         0, "fixed", NULL),
+    long long other = td_case_create (self->conn, "2026-12-30");
+    assert_int_equal (hcp_deadline_open (self->db, other, "ledger", td_date ("2027-02-01"), 0,
+                                         "fixed", NULL),
                       0);
     assert_int_equal (
         hcp_test_sql_int (
@@ -381,9 +315,9 @@ static void
 test_status_at_an_instant (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         5, "working", NULL),
+    long long case_id = td_case_create (self->conn, "2026-02-12");
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       0);
     const char *at[] = {"2026-02-24 23:59:59+08", "2026-02-25 00:00+08",
                         "2026-02-26 23:59:59.999+08", "2026-02-27 00:00+08"};
@@ -420,22 +354,22 @@ static void
 test_bad_arguments_are_refused_with_a_reason (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "lunch",
-                                         s_date ("2026-02-12"), 5, "working", NULL),
+    long long case_id = td_case_create (self->conn, "2026-02-12");
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "lunch", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       -1);
     assert_non_null (strstr (hcp_db_error (self->db), "deadlines_kind_check"));
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         0, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 0,
+                                         "working", NULL),
                       -1);
     assert_non_null (strstr (hcp_db_error (self->db), "deadlines_period_needed"));
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         5, "weekly", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
+                                         "weekly", NULL),
                       -1);
     assert_non_null (strstr (hcp_db_error (self->db), "day_kind"));
     //  Unknown case: the foreign key.
-    assert_int_equal (hcp_deadline_open (self->db, 999999, "form", s_date ("2026-02-12"),
-                                         5, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, 999999, "form", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       -1);
     assert_non_null (strstr (hcp_db_error (self->db), "foreign key"));
     assert_int_equal (
@@ -448,10 +382,10 @@ static void
 test_warn_distance_is_configurable (void **state)
 {
     fixture_t *self = *state;
-    long long case_id = s_case_create (self->conn, "2026-02-12");
+    long long case_id = td_case_create (self->conn, "2026-02-12");
     hcp_deadline_set_warn_working_days (2);
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date ("2026-02-12"),
-                                         5, "working", NULL),
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
+                                         "working", NULL),
                       0);
     hcp_deadline_set_warn_working_days (1);
     //  Due Thu 02-26; two working days before: Tue 02-24.

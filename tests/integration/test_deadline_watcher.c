@@ -8,57 +8,19 @@
     outbox, which the watcher writes in the same transaction.
 */
 #include "../../services/deadline-watcher/deadline_watcher.h"
-#include "hcp_calendar.h"
-#include "hcp_clock.h"
-#include "hcp_db.h"
-#include "hcp_deadline.h"
-#include "hcp_test.h"
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#define S_2026_HOLIDAYS                                                                  \
-    "[2026-01-01, 2026-01-02, 2026-01-03, 2026-02-15, 2026-02-16, 2026-02-17, "          \
-    "2026-02-18, "                                                                       \
-    "2026-02-19, 2026-02-20, 2026-02-21, 2026-02-22, 2026-02-23, 2026-04-04, "           \
-    "2026-04-05, "                                                                       \
-    "2026-04-06, 2026-05-01, 2026-05-02, 2026-05-03, 2026-05-04, 2026-05-05, "           \
-    "2026-06-19, "                                                                       \
-    "2026-06-20, 2026-06-21, 2026-09-25, 2026-09-26, 2026-09-27, 2026-10-01, "           \
-    "2026-10-02, "                                                                       \
-    "2026-10-03, 2026-10-04, 2026-10-05, 2026-10-06, 2026-10-07"
-#define S_2026_WORKDAYS                                                                  \
-    "[2026-01-04, 2026-02-14, 2026-02-28, 2026-05-09, 2026-09-20, 2026-10-10]"
-
-//  The reference 2026, and nothing else.
-static const char *s_calendar_2026 = "years:\n"
-                                     "  2026:\n"
-                                     "    holidays: " S_2026_HOLIDAYS "]\n"
-                                     "    workdays: " S_2026_WORKDAYS "\n";
+#include "test_deadline_fixture.h"
 
 //  The same with 2027 added (New Year's Day a holiday).
-static const char *s_calendar_2027 =
-    "years:\n"
-    "  2026:\n"
-    "    holidays: " S_2026_HOLIDAYS "]\n"
-    "    workdays: " S_2026_WORKDAYS "\n"
-    "  2027:\n"
-    "    holidays: [2027-01-01, 2027-01-02, 2027-01-03]\n"
-    "    workdays: []\n";
+static const char *s_calendar_2027 = "years:\n" TD_YEAR_2026 "  2027:\n"
+                                     "    holidays: [2027-01-01, 2027-01-02, 2027-01-03]\n"
+                                     "    workdays: []\n";
 
 //  2026 with an extra holiday on Wed 2026-02-25 (the ministry amends a year
 //  already in force).
 static const char *s_calendar_amended = "years:\n"
                                         "  2026:\n"
-                                        "    holidays: " S_2026_HOLIDAYS ", 2026-02-25]\n"
-                                        "    workdays: " S_2026_WORKDAYS "\n";
+                                        "    holidays: [" TD_2026_HOLIDAYS ", 2026-02-25]\n"
+                                        "    workdays: [" TD_2026_WORKDAYS "]\n";
 
 typedef struct {
     char *conninfo;
@@ -70,61 +32,10 @@ typedef struct {
 } fixture_t;
 
 static long long
-s_case_create (PGconn *conn, const char *rating_day)
-{
-    return hcp_test_sql_int (
-        conn,
-        "WITH r AS ("
-        "  INSERT INTO ratings (rating_id, item_code, channel, stage, rating_count, "
-        "rater_type,"
-        "                       rated_at, standardization, fingerprint)"
-        "  VALUES (gen_random_uuid (), '000119001000', 1, 3, 1, 1, '%s 10:00+08', 5, "
-        "'\\x00')"
-        "  RETURNING rating_id, item_code, rated_at)"
-        " INSERT INTO cases (rating_id, state, item_code, unit_code, rating_day, "
-        "opened_at,"
-        "                    last_action, last_actor, last_at)"
-        " SELECT rating_id, 'awaiting_visit', item_code, 'LUM', '%s', rated_at, 'open', "
-        "'test',"
-        "        rated_at FROM r RETURNING case_id",
-        rating_day, rating_day);
-}
-
-static hcp_date_t
-s_date (const char *text)
-{
-    hcp_date_t date;
-    assert_int_equal (hcp_date_parse (text, &date), 0);
-    return date;
-}
-
-static int64_t
-s_ms (const char *text)
-{
-    int64_t ms;
-    assert_int_equal (hcp_clock_parse (text, &ms), 0);
-    return ms;
-}
-
-static void
-s_use_calendar (fixture_t *self, const char *name, const char *text)
-{
-    char path[512];
-    snprintf (path, sizeof path, "%s/%s", self->dir, name);
-    FILE *file = fopen (path, "w");
-    assert_non_null (file);
-    fputs (text, file);
-    fclose (file);
-    char *error = NULL;
-    if (hcp_calendar_use_file (path, &error))
-        fail_msg ("calendar: %s", error);
-}
-
-static long long
 s_opened (fixture_t *self, const char *rating_day)
 {
-    long long case_id = s_case_create (self->conn, rating_day);
-    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", s_date (rating_day),
+    long long case_id = td_case_create (self->conn, rating_day);
+    assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date (rating_day),
                                          HCP_DEADLINE_FORM_WORKING_DAYS, "working", NULL),
                       0);
     return case_id;
@@ -141,7 +52,7 @@ s_setup (void **state)
     assert_int_equal (hcp_db_ensure (self->db, 5000, NULL), 0);
     assert_int_equal (hcp_db_ensure (self->watcher_db, 5000, NULL), 0);
     self->dir = hcp_test_tmpdir ("deadline-watcher");
-    s_use_calendar (self, "calendar-2026.yaml", s_calendar_2026);
+    td_calendar_install (self->dir, "calendar-2026.yaml", TD_CALENDAR_2026);
     hcp_deadline_set_warn_working_days (1);
     //  A small batch, so that every test crosses transaction boundaries.
     hcp_deadline_watcher_options_t options = {2, 1, "GO", "test-watcher", NULL};
@@ -170,8 +81,7 @@ s_teardown (void **state)
 static long long
 s_actions (fixture_t *self, const char *action)
 {
-    return hcp_test_sql_int (
-        self->conn, "SELECT count(*) FROM deadline_actions WHERE action = '%s'", action);
+    return td_count_actions (self->conn, action);
 }
 
 static long long
@@ -184,7 +94,7 @@ s_events (fixture_t *self, const char *type)
 static void
 s_sweep (fixture_t *self, const char *at, hcp_deadline_watcher_stats_t *stats)
 {
-    assert_int_equal (hcp_deadline_watcher_sweep (self->watcher, s_ms (at), stats), 0);
+    assert_int_equal (hcp_deadline_watcher_sweep (self->watcher, td_ms (at), stats), 0);
 }
 
 static void
@@ -238,8 +148,7 @@ test_warned_once_then_overdue_and_escalated_once (void **state)
                           " WHERE status = 'overdue' AND escalated_at IS NOT NULL"),
         1);
     //  Met late: it stays on record as escalated, and leaves the status.
-    assert_int_equal (hcp_deadline_meet (self->db, case_id, "form", s_ms ("2026-03-11")),
-                      0);
+    assert_int_equal (hcp_deadline_meet (self->db, case_id, "form", td_ms ("2026-03-11")), 0);
     s_sweep (self, "2026-03-12T00:00:00+08:00", &stats);
     assert_int_equal (stats.overdue, 1);
     assert_int_equal (hcp_test_sql_int (self->conn,
@@ -256,13 +165,12 @@ test_met_deadlines_are_never_warned (void **state)
     long long warned = s_opened (self, "2026-02-12");
     //  Met before its reminder day: never warned, never overdue.
     assert_int_equal (
-        hcp_deadline_meet (self->db, early, "form", s_ms ("2026-02-24T10:00:00Z")), 0);
+        hcp_deadline_meet (self->db, early, "form", td_ms ("2026-02-24T10:00:00Z")), 0);
     hcp_deadline_watcher_stats_t stats = {0};
     s_sweep (self, "2026-02-25T09:00:00+08:00", &stats);
     //  Met after the reminder, before the due time: never overdue.
     assert_int_equal (
-        hcp_deadline_meet (self->db, warned, "form", s_ms ("2026-02-26T17:00:00+08:00")),
-        0);
+        hcp_deadline_meet (self->db, warned, "form", td_ms ("2026-02-26T17:00:00+08:00")), 0);
     s_sweep (self, "2026-02-27T09:00:00+08:00", &stats);
     s_sweep (self, "2026-04-01T09:00:00+08:00", &stats);
     assert_int_equal (stats.warned, 1);
@@ -281,8 +189,8 @@ test_met_deadlines_are_never_warned (void **state)
     assert_int_equal (s_events (self, "deadline.overdue"), 0);
     //  A cancelled deadline neither.
     long long cancelled = s_opened (self, "2026-09-29");
-    assert_int_equal (
-        hcp_deadline_cancel (self->db, cancelled, NULL, s_ms ("2026-09-30")), 0);
+    assert_int_equal (hcp_deadline_cancel (self->db, cancelled, NULL, td_ms ("2026-09-30")),
+                      0);
     s_sweep (self, "2026-12-01T09:00:00+08:00", &stats);
     assert_int_equal (stats.warned + stats.overdue, 1);
 }
@@ -334,18 +242,18 @@ test_recompute_when_the_missing_year_arrives (void **state)
     //  provisional (2027-01-01 counted as a Friday working day).
     long long case_id = s_opened (self, "2026-12-30");
     //  A natural deadline is exact and stays as it is.
-    long long natural = s_case_create (self->conn, "2026-12-30");
-    assert_int_equal (hcp_deadline_open (self->db, natural, "answer",
-                                         s_date ("2026-12-30"), 7, "natural", NULL),
+    long long natural = td_case_create (self->conn, "2026-12-30");
+    assert_int_equal (hcp_deadline_open (self->db, natural, "answer", td_date ("2026-12-30"),
+                                         7, "natural", NULL),
                       0);
     assert_int_equal (
         hcp_test_sql_int (self->conn, "SELECT count(*) FROM deadline_provisional"), 1);
     hcp_deadline_watcher_stats_t stats = {0};
     //  Same calendar: nothing changes.
-    assert_int_equal (
-        hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
-                                        s_ms ("2026-12-30T12:00:00+08:00"), true, &stats),
-        0);
+    assert_int_equal (hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
+                                                      td_ms ("2026-12-30T12:00:00+08:00"),
+                                                      true, &stats),
+                      0);
     assert_int_equal (stats.examined, 2);
     assert_int_equal (stats.recomputed, 0);
     assert_int_equal (stats.provisional, 1);
@@ -359,12 +267,12 @@ test_recompute_when_the_missing_year_arrives (void **state)
     //  The 2027 notice arrives: 01-01 .. 01-03 holidays. Now Thu 12-31 (1),
     //  Mon 01-04 (2), 01-05 (3), 01-06 (4), Thu 01-07 (5): due 2027-01-07,
     //  reminder Wed 01-06 (the old one was Tue 01-05).
-    s_use_calendar (self, "calendar-2027.yaml", s_calendar_2027);
+    td_calendar_install (self->dir, "calendar-2027.yaml", s_calendar_2027);
     memset (&stats, 0, sizeof stats);
-    assert_int_equal (
-        hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
-                                        s_ms ("2026-12-30T12:00:00+08:00"), true, &stats),
-        0);
+    assert_int_equal (hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
+                                                      td_ms ("2026-12-30T12:00:00+08:00"),
+                                                      true, &stats),
+                      0);
     assert_int_equal (stats.recomputed, 1);
     assert_int_equal (stats.provisional, 0);
     assert_int_equal (
@@ -392,9 +300,9 @@ test_recompute_when_the_missing_year_arrives (void **state)
         hcp_test_sql_int (self->conn, "SELECT count(*) FROM deadline_provisional"), 0);
     //  Again with the same calendar: idempotent, no second event.
     memset (&stats, 0, sizeof stats);
-    assert_int_equal (hcp_deadline_watcher_recompute (
-                          self->watcher, hcp_calendar_current (),
-                          s_ms ("2026-12-30T12:00:00+08:00"), false, &stats),
+    assert_int_equal (hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
+                                                      td_ms ("2026-12-30T12:00:00+08:00"),
+                                                      false, &stats),
                       0);
     assert_int_equal (stats.recomputed, 0);
     assert_int_equal (s_events (self, "deadline.recomputed"), 1);
@@ -407,12 +315,12 @@ test_recompute_when_a_holiday_is_added_to_a_known_year (void **state)
     //  Due Thu 02-26, reminder Wed 02-25 (not provisional).
     long long warned = s_opened (self, "2026-02-12");
     //  An extended ledger deadline keeps its chosen date.
-    long long ledger = s_case_create (self->conn, "2026-02-12");
-    assert_int_equal (hcp_deadline_open (self->db, ledger, "ledger",
-                                         s_date ("2026-02-20"), 0, "fixed", NULL),
+    long long ledger = td_case_create (self->conn, "2026-02-12");
+    assert_int_equal (hcp_deadline_open (self->db, ledger, "ledger", td_date ("2026-02-20"), 0,
+                                         "fixed", NULL),
                       0);
-    assert_int_equal (
-        hcp_deadline_extend (self->db, ledger, "ledger", s_date ("2026-02-27")), 0);
+    assert_int_equal (hcp_deadline_extend (self->db, ledger, "ledger", td_date ("2026-02-27")),
+                      0);
     hcp_deadline_watcher_stats_t stats = {0};
     s_sweep (self, "2026-02-24T09:00:00+08:00", &stats);
     assert_int_equal (stats.warned, 0);
@@ -421,11 +329,11 @@ test_recompute_when_a_holiday_is_added_to_a_known_year (void **state)
     //  02-14 (2), 02-24 (3), 02-26 (4), 02-27 (5) → Fri 02-27, reminder
     //  Thu 02-26. The ledger stays due 02-27; its reminder moves from
     //  Thu 02-26 (unchanged: 1 working day before 02-27 is still 02-26).
-    s_use_calendar (self, "calendar-amended.yaml", s_calendar_amended);
-    assert_int_equal (
-        hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
-                                        s_ms ("2026-02-24T09:00:00+08:00"), true, &stats),
-        0);
+    td_calendar_install (self->dir, "calendar-amended.yaml", s_calendar_amended);
+    assert_int_equal (hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
+                                                      td_ms ("2026-02-24T09:00:00+08:00"),
+                                                      true, &stats),
+                      0);
     assert_int_equal (stats.recomputed, 1);
     assert_int_equal (
         hcp_test_sql_int (self->conn,
@@ -462,10 +370,10 @@ test_recompute_after_escalation_moves_due_into_future (void **state)
     hcp_deadline_watcher_stats_t stats = {0};
     s_sweep (self, "2026-02-27T00:00:01+08:00", &stats);
     assert_int_equal (stats.overdue, 1);
-    s_use_calendar (self, "calendar-amended.yaml", s_calendar_amended);
-    assert_int_equal (hcp_deadline_watcher_recompute (
-                          self->watcher, hcp_calendar_current (),
-                          s_ms ("2026-02-27T08:00:00+08:00"), false, &stats),
+    td_calendar_install (self->dir, "calendar-amended.yaml", s_calendar_amended);
+    assert_int_equal (hcp_deadline_watcher_recompute (self->watcher, hcp_calendar_current (),
+                                                      td_ms ("2026-02-27T08:00:00+08:00"),
+                                                      false, &stats),
                       0);
     assert_int_equal (stats.recomputed, 1);
     assert_int_equal (hcp_test_sql_int (self->conn,

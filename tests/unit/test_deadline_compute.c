@@ -7,17 +7,7 @@
     Weekdays used: 2026-01-01 Thu, 2026-02-12 Thu, 2026-04-30 Thu,
     2026-09-18 Fri, 2026-09-29 Tue, 2026-12-30 Wed, 2027-01-01 Fri.
 */
-#include "hcp_calendar.h"
-#include "hcp_deadline.h"
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
+#include "../integration/test_deadline_fixture.h"
 
 static const char *s_calendar_yaml =
     "years:\n"
@@ -28,16 +18,8 @@ static const char *s_calendar_yaml =
     "2025-05-02, 2025-05-03, 2025-05-04, 2025-05-05, 2025-05-31, 2025-06-01, 2025-06-02, "
     "2025-10-01, 2025-10-02, 2025-10-03, 2025-10-04, 2025-10-05, 2025-10-06, 2025-10-07, "
     "2025-10-08]\n"
-    "    workdays: [2025-01-26, 2025-02-08, 2025-04-27, 2025-09-28, 2025-10-11]\n"
-    "  2026:\n"
-    "    holidays: [2026-01-01, 2026-01-02, 2026-01-03, 2026-02-15, 2026-02-16, "
-    "2026-02-17, "
-    "2026-02-18, 2026-02-19, 2026-02-20, 2026-02-21, 2026-02-22, 2026-02-23, 2026-04-04, "
-    "2026-04-05, 2026-04-06, 2026-05-01, 2026-05-02, 2026-05-03, 2026-05-04, 2026-05-05, "
-    "2026-06-19, 2026-06-20, 2026-06-21, 2026-09-25, 2026-09-26, 2026-09-27, 2026-10-01, "
-    "2026-10-02, 2026-10-03, 2026-10-04, 2026-10-05, 2026-10-06, 2026-10-07]\n"
-    "    workdays: [2026-01-04, 2026-02-14, 2026-02-28, 2026-05-09, 2026-09-20, "
-    "2026-10-10]\n";
+    "    workdays: [2025-01-26, 2025-02-08, 2025-04-27, 2025-09-28, "
+    "2025-10-11]\n" TD_YEAR_2026;
 
 static hcp_calendar_t *s_calendar;
 
@@ -63,23 +45,15 @@ s_teardown (void **state)
     return 0;
 }
 
-static hcp_date_t
-s_date (const char *text)
-{
-    hcp_date_t date;
-    assert_int_equal (hcp_date_parse (text, &date), 0);
-    return date;
-}
-
 //  Computes and checks due_on, warn_on and provisional.
 static void
 s_check (const char *starts_on, int n, const char *day_kind, int warn_days,
          const char *due_on, const char *warn_on, bool provisional)
 {
     hcp_deadline_dates_t dates;
-    assert_int_equal (hcp_deadline_compute (s_calendar, s_date (starts_on), n, day_kind,
-                                            warn_days, &dates),
-                      0);
+    assert_int_equal (
+        hcp_deadline_compute (s_calendar, td_date (starts_on), n, day_kind, warn_days, &dates),
+        0);
     char due[11], warn[11];
     hcp_date_format (dates.due_on, due);
     hcp_date_format (dates.warn_on, warn);
@@ -186,16 +160,15 @@ test_refuses_impossible_periods (void **state)
     (void) state;
     hcp_deadline_dates_t dates = {1, 2, true};
     assert_int_equal (
-        hcp_deadline_compute (s_calendar, s_date ("2026-02-12"), 0, "working", 1, &dates),
-        -1);
-    assert_int_equal (hcp_deadline_compute (s_calendar, s_date ("2026-02-12"), -3,
-                                            "natural", 1, &dates),
-                      -1);
-    assert_int_equal (
-        hcp_deadline_compute (s_calendar, s_date ("2026-02-12"), 5, "weekly", 1, &dates),
+        hcp_deadline_compute (s_calendar, td_date ("2026-02-12"), 0, "working", 1, &dates),
         -1);
     assert_int_equal (
-        hcp_deadline_compute (s_calendar, s_date ("2026-02-12"), 5, NULL, 1, &dates), -1);
+        hcp_deadline_compute (s_calendar, td_date ("2026-02-12"), -3, "natural", 1, &dates),
+        -1);
+    assert_int_equal (
+        hcp_deadline_compute (s_calendar, td_date ("2026-02-12"), 5, "weekly", 1, &dates), -1);
+    assert_int_equal (
+        hcp_deadline_compute (s_calendar, td_date ("2026-02-12"), 5, NULL, 1, &dates), -1);
     //  Untouched on failure.
     assert_int_equal (dates.due_on, 1);
     assert_int_equal (dates.warn_on, 2);

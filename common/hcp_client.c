@@ -39,7 +39,7 @@ struct _s_entry_t {
     int attempts;
     int64_t first_sent_us; //  0 until first sent
     int64_t due_us;        //  in_flight: answer deadline; backoff: resend time;
-                    //  queued: attempt deadline while no ingest is connected (0 = none)
+                           //  queued: attempt deadline while no ingest is connected (0 = none)
 };
 
 typedef struct {
@@ -63,22 +63,25 @@ struct _hcp_client_t {
 static void *s_context;
 static pthread_once_t s_context_once = PTHREAD_ONCE_INIT;
 
-static void s_context_create (void)
+static void
+s_context_create (void)
 {
     s_context = zmq_ctx_new ();
 }
 
-static int64_t s_now_us (void)
+static int64_t
+s_now_us (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 //  --------------------------------------------------------------------------
 //  Lists
 
-static void s_unlink (hcp_client_t *self, s_entry_t *entry)
+static void
+s_unlink (hcp_client_t *self, s_entry_t *entry)
 {
     s_list_t *list = entry->list == S_QUEUED      ? &self->queued
                      : entry->list == S_IN_FLIGHT ? &self->in_flight
@@ -99,7 +102,8 @@ static void s_unlink (hcp_client_t *self, s_entry_t *entry)
     entry->list = S_NONE;
 }
 
-static void s_append (hcp_client_t *self, s_entry_t *entry, int which, bool at_front)
+static void
+s_append (hcp_client_t *self, s_entry_t *entry, int which, bool at_front)
 {
     s_unlink (self, entry);
     s_list_t *list = which == S_QUEUED      ? &self->queued
@@ -112,7 +116,8 @@ static void s_append (hcp_client_t *self, s_entry_t *entry, int which, bool at_f
         else
             list->tail = entry;
         list->head = entry;
-    } else {
+    }
+    else {
         entry->prev = list->tail;
         if (list->tail)
             list->tail->next = entry;
@@ -127,12 +132,13 @@ static void s_append (hcp_client_t *self, s_entry_t *entry, int which, bool at_f
 //  --------------------------------------------------------------------------
 //  Results
 
-static hcp_client_result_t *s_result_new (hcp_client_t *self)
+static hcp_client_result_t *
+s_result_new (hcp_client_t *self)
 {
     if (self->results_count == self->results_capacity) {
         self->results_capacity = self->results_capacity ? self->results_capacity * 2 : 64;
-        self->results =
-            realloc (self->results, self->results_capacity * sizeof *self->results);
+        self->results = realloc (self->results,
+                                 self->results_capacity * sizeof *self->results);
         if (!self->results)
             abort ();
     }
@@ -142,8 +148,8 @@ static hcp_client_result_t *s_result_new (hcp_client_t *self)
 }
 
 //  Removes the entry and turns it into a result.
-static hcp_client_result_t *s_finish (hcp_client_t *self, s_entry_t *entry,
-                                      hcp_client_status_t status)
+static hcp_client_result_t *
+s_finish (hcp_client_t *self, s_entry_t *entry, hcp_client_status_t status)
 {
     hcp_client_result_t *result = s_result_new (self);
     snprintf (result->id, sizeof result->id, "%s", entry->id);
@@ -159,7 +165,8 @@ static hcp_client_result_t *s_finish (hcp_client_t *self, s_entry_t *entry,
 }
 
 //  Takes the result at index out of the FIFO into *out.
-static void s_result_take (hcp_client_t *self, size_t index, hcp_client_result_t *out)
+static void
+s_result_take (hcp_client_t *self, size_t index, hcp_client_result_t *out)
 {
     *out = self->results[index];
     memmove (&self->results[index], &self->results[index + 1],
@@ -170,7 +177,8 @@ static void s_result_take (hcp_client_t *self, size_t index, hcp_client_result_t
 //  --------------------------------------------------------------------------
 //  Sending and resending
 
-static int64_t s_backoff_us (hcp_client_t *self, int attempts)
+static int64_t
+s_backoff_us (hcp_client_t *self, int attempts)
 {
     int64_t delay = self->options.backoff_ms;
     for (int i = 1; i < attempts && delay < self->options.backoff_max_ms; i++)
@@ -181,13 +189,14 @@ static int64_t s_backoff_us (hcp_client_t *self, int attempts)
     //  together do not come back together.
     unsigned int random = 0;
     if (getrandom (&random, sizeof random, GRND_NONBLOCK) != sizeof random)
-        random = (unsigned int)s_now_us ();
-    delay = delay / 2 + (int64_t)(random % (unsigned int)(delay / 2 + 1));
+        random = (unsigned int) s_now_us ();
+    delay = delay / 2 + (int64_t) (random % (unsigned int) (delay / 2 + 1));
     return delay * 1000;
 }
 
 //  An attempt ended without an answer: wait and resend, or give up.
-static void s_attempt_failed (hcp_client_t *self, s_entry_t *entry, int64_t now)
+static void
+s_attempt_failed (hcp_client_t *self, s_entry_t *entry, int64_t now)
 {
     if (entry->attempts >= self->options.max_attempts) {
         hcp_client_result_t *result = s_finish (self, entry, HCP_CLIENT_FAILED);
@@ -204,7 +213,8 @@ static void s_attempt_failed (hcp_client_t *self, s_entry_t *entry, int64_t now)
 }
 
 //  Sends queued entries while the window has room.
-static void s_pump (hcp_client_t *self, int64_t now)
+static void
+s_pump (hcp_client_t *self, int64_t now)
 {
     //  Resends whose pause is over go first.
     for (s_entry_t *entry = self->backoff.head, *next; entry; entry = next) {
@@ -214,8 +224,7 @@ static void s_pump (hcp_client_t *self, int64_t now)
             s_append (self, entry, S_QUEUED, true);
         }
     }
-    while (self->queued.head &&
-           self->in_flight.count < (size_t)self->options.max_in_flight) {
+    while (self->queued.head && self->in_flight.count < (size_t) self->options.max_in_flight) {
         s_entry_t *entry = self->queued.head;
         if (zmq_send (self->socket, entry->data, entry->size, ZMQ_DONTWAIT) < 0) {
             //  No ingest connected (or its queue is full): every queued
@@ -224,7 +233,7 @@ static void s_pump (hcp_client_t *self, int64_t now)
             self->stalled = true;
             for (s_entry_t *e = self->queued.head; e; e = e->next)
                 if (e->due_us == 0) {
-                    e->due_us = now + (int64_t)self->options.timeout_ms * 1000;
+                    e->due_us = now + (int64_t) self->options.timeout_ms * 1000;
                     e->attempts++;
                     if (!e->first_sent_us)
                         e->first_sent_us = now;
@@ -243,13 +252,14 @@ static void s_pump (hcp_client_t *self, int64_t now)
         entry->attempts++;
         if (!entry->first_sent_us)
             entry->first_sent_us = now;
-        entry->due_us = now + (int64_t)self->options.timeout_ms * 1000;
+        entry->due_us = now + (int64_t) self->options.timeout_ms * 1000;
         s_append (self, entry, S_IN_FLIGHT, false);
     }
 }
 
 //  Moves entries whose attempt ran out to backoff (or FAILED).
-static void s_expire (hcp_client_t *self, int64_t now)
+static void
+s_expire (hcp_client_t *self, int64_t now)
 {
     while (self->in_flight.head && self->in_flight.head->due_us <= now)
         s_attempt_failed (self, self->in_flight.head, now);
@@ -264,7 +274,8 @@ static void s_expire (hcp_client_t *self, int64_t now)
 }
 
 //  Reads every answer waiting on the socket.
-static void s_receive (hcp_client_t *self)
+static void
+s_receive (hcp_client_t *self)
 {
     zmq_msg_t message;
     zmq_msg_init (&message);
@@ -277,10 +288,10 @@ static void s_receive (hcp_client_t *self)
         s_entry_t *entry = reply ? zhashx_lookup (self->entries, reply->id) : NULL;
         //  No entry: a late answer to an attempt already answered. Only a
         //  known status counts; anything else is ignored and retried.
-        if (entry && reply->status >= HCP__V1__ACK_STATUS__ACK_ACCEPTED &&
-            reply->status <= HCP__V1__ACK_STATUS__ACK_REJECTED) {
-            hcp_client_result_t *result =
-                s_finish (self, entry, (hcp_client_status_t)reply->status);
+        if (entry && reply->status >= HCP__V1__ACK_STATUS__ACK_ACCEPTED
+            && reply->status <= HCP__V1__ACK_STATUS__ACK_REJECTED) {
+            hcp_client_result_t *result = s_finish (self, entry,
+                                                    (hcp_client_status_t) reply->status);
             snprintf (result->field, sizeof result->field, "%s", reply->field);
             snprintf (result->code, sizeof result->code, "%s", reply->code);
             snprintf (result->reason, sizeof result->reason, "%s", reply->reason);
@@ -293,7 +304,8 @@ static void s_receive (hcp_client_t *self)
 
 //  Drives the client once: send, receive, expire. Waits up to wait_us for
 //  the socket (0: not at all).
-static void s_drive (hcp_client_t *self, int64_t wait_us)
+static void
+s_drive (hcp_client_t *self, int64_t wait_us)
 {
     int64_t now = s_now_us ();
     s_pump (self, now);
@@ -311,7 +323,7 @@ static void s_drive (hcp_client_t *self, int64_t wait_us)
         wake = now + 5000; //  look again soon for a connected ingest
     if (wake > now) {
         zmq_pollitem_t item = {self->socket, 0, ZMQ_POLLIN, 0};
-        long timeout_ms = (long)((wake - now + 999) / 1000);
+        long timeout_ms = (long) ((wake - now + 999) / 1000);
         zmq_poll (&item, 1, timeout_ms);
         s_receive (self);
     }
@@ -323,7 +335,8 @@ static void s_drive (hcp_client_t *self, int64_t wait_us)
 //  --------------------------------------------------------------------------
 //  Public API
 
-void hcp_client_options_default (hcp_client_options_t *options)
+void
+hcp_client_options_default (hcp_client_options_t *options)
 {
     options->timeout_ms = 5000;
     options->max_attempts = 8;
@@ -332,7 +345,8 @@ void hcp_client_options_default (hcp_client_options_t *options)
     options->max_in_flight = 100;
 }
 
-hcp_client_t *hcp_client_new (const char *endpoints, const hcp_client_options_t *options)
+hcp_client_t *
+hcp_client_new (const char *endpoints, const hcp_client_options_t *options)
 {
     pthread_once (&s_context_once, s_context_create);
     if (!s_context || !endpoints || !*endpoints) {
@@ -361,8 +375,7 @@ hcp_client_t *hcp_client_new (const char *endpoints, const hcp_client_options_t 
     if (!self->socket)
         abort ();
     int one = 1, zero = 0;
-    int hwm =
-        self->options.max_in_flight * 2 > 1000 ? self->options.max_in_flight * 2 : 1000;
+    int hwm = self->options.max_in_flight * 2 > 1000 ? self->options.max_in_flight * 2 : 1000;
     int reconnect_ms = 100, reconnect_max_ms = 2000;
     zmq_setsockopt (self->socket, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt (self->socket, ZMQ_LINGER, &zero, sizeof zero);
@@ -401,7 +414,8 @@ hcp_client_t *hcp_client_new (const char *endpoints, const hcp_client_options_t 
     return self;
 }
 
-void hcp_client_destroy (hcp_client_t **self_p)
+void
+hcp_client_destroy (hcp_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -422,15 +436,15 @@ void hcp_client_destroy (hcp_client_t **self_p)
     *self_p = NULL;
 }
 
-int hcp_client_send (hcp_client_t *self, const Hcp__V1__Submit *submit, void *tag)
+int
+hcp_client_send (hcp_client_t *self, const Hcp__V1__Submit *submit, void *tag)
 {
     const char *id = NULL;
     if (submit && submit->fact_case == HCP__V1__SUBMIT__FACT_RATING && submit->rating)
         id = submit->rating->rating_id;
-    else if (submit && submit->fact_case == HCP__V1__SUBMIT__FACT_DELIVERY &&
-             submit->delivery)
+    else if (submit && submit->fact_case == HCP__V1__SUBMIT__FACT_DELIVERY && submit->delivery)
         id = submit->delivery->delivery_id;
-    if (!id || !*id || strlen (id) >= sizeof ((s_entry_t *)0)->id) {
+    if (!id || !*id || strlen (id) >= sizeof ((s_entry_t *) 0)->id) {
         errno = EINVAL;
         return -1;
     }
@@ -450,32 +464,33 @@ int hcp_client_send (hcp_client_t *self, const Hcp__V1__Submit *submit, void *ta
     entry->tag = tag;
     zhashx_insert (self->entries, entry->id, entry);
     s_append (self, entry, S_QUEUED, false);
-    if (self->in_flight.count < (size_t)self->options.max_in_flight)
+    if (self->in_flight.count < (size_t) self->options.max_in_flight)
         s_pump (self, s_now_us ());
     return 0;
 }
 
-int hcp_client_send_rating (hcp_client_t *self, const Hcp__V1__Rating *rating, void *tag)
+int
+hcp_client_send_rating (hcp_client_t *self, const Hcp__V1__Rating *rating, void *tag)
 {
     Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
     submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
-    submit.rating = (Hcp__V1__Rating *)rating;
+    submit.rating = (Hcp__V1__Rating *) rating;
     return hcp_client_send (self, &submit, tag);
 }
 
-int hcp_client_send_delivery (hcp_client_t *self, const Hcp__V1__Delivery *delivery,
-                              void *tag)
+int
+hcp_client_send_delivery (hcp_client_t *self, const Hcp__V1__Delivery *delivery, void *tag)
 {
     Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
     submit.fact_case = HCP__V1__SUBMIT__FACT_DELIVERY;
-    submit.delivery = (Hcp__V1__Delivery *)delivery;
+    submit.delivery = (Hcp__V1__Delivery *) delivery;
     return hcp_client_send (self, &submit, tag);
 }
 
-int hcp_client_wait (hcp_client_t *self, int timeout_ms, hcp_client_result_t *result)
+int
+hcp_client_wait (hcp_client_t *self, int timeout_ms, hcp_client_result_t *result)
 {
-    int64_t deadline =
-        timeout_ms < 0 ? INT64_MAX : s_now_us () + (int64_t)timeout_ms * 1000;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now_us () + (int64_t) timeout_ms * 1000;
     while (1) {
         if (self->results_count) {
             s_result_take (self, 0, result);
@@ -495,13 +510,15 @@ int hcp_client_wait (hcp_client_t *self, int timeout_ms, hcp_client_result_t *re
     }
 }
 
-size_t hcp_client_pending (hcp_client_t *self)
+size_t
+hcp_client_pending (hcp_client_t *self)
 {
     return zhashx_size (self->entries) + self->results_count;
 }
 
-int hcp_client_submit (hcp_client_t *self, const Hcp__V1__Submit *submit,
-                       hcp_client_result_t *result)
+int
+hcp_client_submit (hcp_client_t *self, const Hcp__V1__Submit *submit,
+                   hcp_client_result_t *result)
 {
     //  A unique tag marks our own result among others arriving meanwhile.
     char marker;
@@ -518,7 +535,8 @@ int hcp_client_submit (hcp_client_t *self, const Hcp__V1__Submit *submit,
     }
 }
 
-const char *hcp_client_status_name (hcp_client_status_t status)
+const char *
+hcp_client_status_name (hcp_client_status_t status)
 {
     switch (status) {
     case HCP_CLIENT_ACCEPTED:
@@ -548,18 +566,18 @@ static const char *s_rater_types[] = {NULL,
                                       "administrative-organ",
                                       "other"};
 
-static int s_parse (const char *name, const char **names, int count)
+static int
+s_parse (const char *name, const char **names, int count)
 {
     if (!name || !*name)
         return -1;
     char *end;
     long number = strtol (name, &end, 10);
     if (!*end)
-        return number >= 1 && number < count ? (int)number : -1;
+        return number >= 1 && number < count ? (int) number : -1;
     for (int i = 1; i < count; i++) {
         const char *a = name, *b = names[i];
-        while (*a && *b &&
-               (tolower ((unsigned char)*a) == *b || (*a == '_' && *b == '-')))
+        while (*a && *b && (tolower ((unsigned char) *a) == *b || (*a == '_' && *b == '-')))
             a++, b++;
         if (!*a && !*b)
             return i;
@@ -567,32 +585,38 @@ static int s_parse (const char *name, const char **names, int count)
     return -1;
 }
 
-int hcp_client_channel_parse (const char *name)
+int
+hcp_client_channel_parse (const char *name)
 {
     return s_parse (name, s_channels, 8);
 }
 
-const char *hcp_client_channel_name (int channel)
+const char *
+hcp_client_channel_name (int channel)
 {
     return channel >= 1 && channel <= 7 ? s_channels[channel] : "unknown";
 }
 
-int hcp_client_stage_parse (const char *name)
+int
+hcp_client_stage_parse (const char *name)
 {
     return s_parse (name, s_stages, 4);
 }
 
-const char *hcp_client_stage_name (int stage)
+const char *
+hcp_client_stage_name (int stage)
 {
     return stage >= 1 && stage <= 3 ? s_stages[stage] : "unknown";
 }
 
-int hcp_client_rater_type_parse (const char *name)
+int
+hcp_client_rater_type_parse (const char *name)
 {
     return s_parse (name, s_rater_types, 7);
 }
 
-const char *hcp_client_rater_type_name (int rater_type)
+const char *
+hcp_client_rater_type_name (int rater_type)
 {
     return rater_type >= 1 && rater_type <= 6 ? s_rater_types[rater_type] : "unknown";
 }
@@ -603,7 +627,8 @@ static const char *s_grades[] = {"unrated",      "very-satisfied",
 static const char *s_grades_zh[] = {"未评价",   "非常满意", "满意",
                                     "基本满意", "不满意",   "非常不满意"};
 
-int hcp_client_grade_parse (const char *name)
+int
+hcp_client_grade_parse (const char *name)
 {
     if (!name || !*name)
         return 0;
@@ -618,7 +643,8 @@ int hcp_client_grade_parse (const char *name)
     return grade;
 }
 
-const char *hcp_client_grade_name (int grade)
+const char *
+hcp_client_grade_name (int grade)
 {
     return grade >= 0 && grade <= 5 ? s_grades[grade] : "unknown";
 }

@@ -43,10 +43,13 @@
             hcp_client_send_rating (client, &rating, &rows[i]);   // copied: may go now
         }
         hcp_client_result_t result;
-        while (hcp_client_wait (client, -1, &result) == 1) {      // -1: until all
-   answered row_t *row = result.tag; if (result.status == HCP_CLIENT_ACCEPTED ||
-   result.status == HCP_CLIENT_DUPLICATE) mark_delivered (row); else if (result.status ==
-   HCP_CLIENT_REJECTED) report (row, result.field, result.code, result.reason); else
+        while (hcp_client_wait (client, -1, &result) == 1) {      // -1: until all answered
+            row_t *row = result.tag;
+            if (result.status == HCP_CLIENT_ACCEPTED || result.status == HCP_CLIENT_DUPLICATE)
+                mark_delivered (row);
+            else if (result.status == HCP_CLIENT_REJECTED)
+                report (row, result.field, result.code, result.reason);
+            else
                 keep_for_later (row);                         // HCP_CLIENT_FAILED
         }
         hcp_client_destroy (&client);
@@ -71,12 +74,10 @@ typedef struct _hcp_client_t hcp_client_t;
 //  The final outcome of one submission. The first three are ingest's
 //  answer (same numbers as hcp.v1.AckStatus); FAILED is the library's.
 typedef enum {
-    HCP_CLIENT_ACCEPTED = 1, //  stored now, durably (committed)
-    HCP_CLIENT_DUPLICATE =
-        2, //  stored before with the same content: fine, nothing written
-    HCP_CLIENT_REJECTED = 3, //  refused: field, code, reason say why; do not resend as is
-    HCP_CLIENT_FAILED =
-        4 //  no answer after every attempt: keep it, resend later, same id
+    HCP_CLIENT_ACCEPTED = 1,  //  stored now, durably (committed)
+    HCP_CLIENT_DUPLICATE = 2, //  stored before with the same content: fine, nothing written
+    HCP_CLIENT_REJECTED = 3,  //  refused: field, code, reason say why; do not resend as is
+    HCP_CLIENT_FAILED = 4     //  no answer after every attempt: keep it, resend later, same id
 } hcp_client_status_t;
 
 //  One submission's outcome, filled by hcp_client_wait / hcp_client_submit.

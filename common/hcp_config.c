@@ -86,8 +86,8 @@ s_error (const char *file, const yaml_mark_t *mark, const char *what)
 //  Parses the node that starts with event first (already taken from the
 //  parser). Returns the node, or NULL with *error set.
 static hcp_config_t *
-s_parse_node (yaml_parser_t *parser, yaml_event_t *first, const char *file,
-              const char *path, char **error)
+s_parse_node (yaml_parser_t *parser, yaml_event_t *first, const char *file, const char *path,
+              char **error)
 {
     int line = (int) first->start_mark.line + 1;
     if (first->type == YAML_SCALAR_EVENT) {
@@ -195,7 +195,8 @@ hcp_config_parse (const char *text, const char *name, char **error)
             break;
         default:
             if (root) {
-                *error = s_error (file, &event.start_mark, "only one YAML document is allowed");
+                *error = s_error (file, &event.start_mark,
+                                  "only one YAML document is allowed");
                 break;
             }
             root = s_parse_node (&parser, &event, file, "", error);
@@ -349,9 +350,8 @@ hcp_config_fail (hcp_config_t *self, const hcp_config_t *node, const char *fmt, 
     vsnprintf (what, sizeof what, fmt, args);
     va_end (args);
     if (node)
-        snprintf (self->error, sizeof self->error, "%s:%d: %s: %s",
-                  hcp_config_file (node), node->line, *node->path ? node->path : "(top)",
-                  what);
+        snprintf (self->error, sizeof self->error, "%s:%d: %s: %s", hcp_config_file (node),
+                  node->line, *node->path ? node->path : "(top)", what);
     else
         snprintf (self->error, sizeof self->error, "%s", what);
 }
@@ -399,8 +399,8 @@ hcp_config_str (hcp_config_t *self, const char *path, const char *deflt, const c
     const char *value = s_lookup (self, path, where, sizeof where, &bad);
     *out = value ? value : deflt;
     if (bad) {
-        snprintf (self->error, sizeof self->error, "%s: expected a text value, not a map or list",
-                  where);
+        snprintf (self->error, sizeof self->error,
+                  "%s: expected a text value, not a map or list", where);
         return -1;
     }
     return 0;
@@ -421,8 +421,8 @@ hcp_config_int (hcp_config_t *self, const char *path, long long deflt, long long
     long long number = value ? strtoll (value, &end, 10) : 0;
     if (bad || !value || end == value || *end || errno || number < min || number > max) {
         snprintf (self->error, sizeof self->error,
-                  "%s: expected a whole number from %lld to %lld, got '%.60s'", where, min, max,
-                  value ? value : "(map or list)");
+                  "%s: expected a whole number from %lld to %lld, got '%.60s'", where, min,
+                  max, value ? value : "(map or list)");
         return -1;
     }
     *out = number;
@@ -438,13 +438,15 @@ hcp_config_bool (hcp_config_t *self, const char *path, bool deflt, bool *out)
     *out = deflt;
     if (!value && !bad)
         return 0;
-    if (value && (!strcmp (value, "true") || !strcmp (value, "yes") || !strcmp (value, "on")
-                  || !strcmp (value, "1"))) {
+    if (value
+        && (!strcmp (value, "true") || !strcmp (value, "yes") || !strcmp (value, "on")
+            || !strcmp (value, "1"))) {
         *out = true;
         return 0;
     }
-    if (value && (!strcmp (value, "false") || !strcmp (value, "no") || !strcmp (value, "off")
-                  || !strcmp (value, "0"))) {
+    if (value
+        && (!strcmp (value, "false") || !strcmp (value, "no") || !strcmp (value, "off")
+            || !strcmp (value, "0"))) {
         *out = false;
         return 0;
     }

@@ -52,8 +52,7 @@ const char *hcp_config_file (const hcp_config_t *node);
 //  A present value of the wrong type or out of range is an error: they
 //  return -1 and hcp_config_error (self) tells file, line, key and why
 //  (the value in *out is then the default). Otherwise 0.
-int hcp_config_str (hcp_config_t *self, const char *path, const char *deflt,
-                    const char **out);
+int hcp_config_str (hcp_config_t *self, const char *path, const char *deflt, const char **out);
 int hcp_config_int (hcp_config_t *self, const char *path, long long deflt, long long min,
                     long long max, long long *out);
 int hcp_config_bool (hcp_config_t *self, const char *path, bool deflt, bool *out);

@@ -75,5 +75,4 @@ const char *hcp_db_sqlstate (hcp_db_t *self);
 int hcp_db_socket (hcp_db_t *self);
 int hcp_db_drain_notifies (hcp_db_t *self);
 
-
 #endif

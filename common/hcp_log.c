@@ -45,8 +45,7 @@ hcp_log_setup (const char *program, const char *level, const char *format)
 static void
 s_append (char *buf, size_t size, size_t *len, const char *src, int json)
 {
-    for (const unsigned char *p = (const unsigned char *) src; *p && *len + 7 < size;
-         p++) {
+    for (const unsigned char *p = (const unsigned char *) src; *p && *len + 7 < size; p++) {
         if (json && (*p == '"' || *p == '\\')) {
             buf[(*len)++] = '\\';
             buf[(*len)++] = (char) *p;
@@ -76,10 +75,11 @@ s_write (hcp_log_level_t level, const char *msg, va_list *pairs)
     size_t stamp = strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf (when + stamp, sizeof when - stamp, ".%03dZ", (int) (ts.tv_nsec / 1000000));
     if (s_json) {
-        len = (size_t) snprintf (buf, sizeof buf,
-                                 "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
-                                 "\"msg\":\"",
-                                 when, s_level_names[level], s_program, (int) getpid ());
+        len = (size_t) snprintf (
+            buf, sizeof buf,
+            "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
+            "\"msg\":\"",
+            when, s_level_names[level], s_program, (int) getpid ());
         s_append (buf, sizeof buf, &len, msg, 1);
         s_append (buf, sizeof buf, &len, "\"", 0);
     }

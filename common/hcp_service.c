@@ -79,7 +79,8 @@ hcp_service_start (const hcp_service_info_t *info, int *argc, char **argv)
         else if ((!strcmp (arg, "-c") || !strcmp (arg, "--config")
                   || !strcmp (arg, "--log-level") || !strcmp (arg, "--log-format"))) {
             if (i + 1 >= *argc) {
-                fprintf (stderr, "%s: option %s needs a value (see --help)\n", info->name, arg);
+                fprintf (stderr, "%s: option %s needs a value (see --help)\n", info->name,
+                         arg);
                 exit (2);
             }
             const char *value = argv[++i];
@@ -106,7 +107,8 @@ hcp_service_start (const hcp_service_info_t *info, int *argc, char **argv)
     hcp_config_t *config = hcp_config_load (config_path && *config_path ? config_path : NULL,
                                             &error);
     if (!config) {
-        fprintf (stderr, "%s: %s\nFix the file, or start without --config to use the defaults.\n",
+        fprintf (stderr,
+                 "%s: %s\nFix the file, or start without --config to use the defaults.\n",
                  info->name, error);
         free (error);
         exit (1);
@@ -120,8 +122,9 @@ hcp_service_start (const hcp_service_info_t *info, int *argc, char **argv)
         exit (1);
     }
     if (hcp_log_setup (info->name, log_level, log_format) != 0) {
-        fprintf (stderr, "%s: log level must be debug|info|warn|error and format text|json "
-                         "(got '%s', '%s')\n",
+        fprintf (stderr,
+                 "%s: log level must be debug|info|warn|error and format text|json "
+                 "(got '%s', '%s')\n",
                  info->name, log_level, log_format);
         exit (2);
     }

@@ -27,8 +27,8 @@
 #define HCP_VERSION "0.1.0"
 
 typedef struct {
-    const char *name;      //  service name, e.g. "ingest"; the binary is hcp-<name>
-    const char *summary;   //  one line: what it does
+    const char *name;        //  service name, e.g. "ingest"; the binary is hcp-<name>
+    const char *summary;     //  one line: what it does
     const char *config_help; //  lines describing its config keys, for --help
 } hcp_service_info_t;
 

@@ -26,8 +26,7 @@ hcp_uuid_v7 (int64_t ms, char out[HCP_UUID_STR_LEN])
 }
 
 void
-hcp_uuid_from_name (const char *namespace_text, const char *name,
-                    char out[HCP_UUID_STR_LEN])
+hcp_uuid_from_name (const char *namespace_text, const char *name, char out[HCP_UUID_STR_LEN])
 {
     //  The namespace is itself derived from its text under the URL
     //  namespace, so callers can use readable names ("hcp:suggestion-box").

@@ -71,7 +71,7 @@ typedef struct {
 #define HCP_VALIDATE_NAME_MAX  200 //  rater.name, in characters
 #define HCP_VALIDATE_PHONE_MAX 32  //  rater.phone, in characters
 #define HCP_VALIDATE_IDNUM_MAX 32  //  rater.id_number, in characters
-#define HCP_VALIDATE_DIVISION_MAX                                                        \
+#define HCP_VALIDATE_DIVISION_MAX                                                             \
     12 //  division_code digits (6 county, 9 township, 12 village)
 
 //  What the catalog says of an item code.
@@ -99,18 +99,16 @@ void hcp_rejection_set (hcp_rejection_t *self, const char *field, const char *co
 //  the caller can name the fact's id in its reply; the caller frees it with
 //  hcp__v1__submit__free_unpacked. A message far over the limit (over 16 ×
 //  max_message_bytes) is not decoded at all.
-int hcp_validate_decode (const void *data, size_t size,
-                         const hcp_validate_limits_t *limits, Hcp__V1__Submit **submit_p,
-                         hcp_rejection_t *rejection);
+int hcp_validate_decode (const void *data, size_t size, const hcp_validate_limits_t *limits,
+                         Hcp__V1__Submit **submit_p, hcp_rejection_t *rejection);
 
 //  Applies the content rules to a decoded submission: ids, catalog, enums,
 //  rating count, rater, times against now_ms (the business clock), grades,
 //  comment length and UTF-8 of every string. lookup (with lookup_arg) tells
 //  whether an item code is in the catalog. Returns 0 if the submission may
 //  be stored, -1 with *rejection filled at the first rule broken.
-int hcp_validate_submit (const Hcp__V1__Submit *submit,
-                         const hcp_validate_limits_t *limits, int64_t now_ms,
-                         hcp_item_lookup_fn *lookup, void *lookup_arg,
+int hcp_validate_submit (const Hcp__V1__Submit *submit, const hcp_validate_limits_t *limits,
+                         int64_t now_ms, hcp_item_lookup_fn *lookup, void *lookup_arg,
                          hcp_rejection_t *rejection);
 
 //  The rules between a rating and the delivery it names, given what ingest

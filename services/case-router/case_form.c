@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hcp_case_form_number (int year, int number, char buf[HCP_CASE_FORM_NUMBER_LEN])
+int
+hcp_case_form_number (int year, int number, char buf[HCP_CASE_FORM_NUMBER_LEN])
 {
     assert (buf);
     buf[0] = 0;
@@ -20,7 +21,8 @@ int hcp_case_form_number (int year, int number, char buf[HCP_CASE_FORM_NUMBER_LE
     return 0;
 }
 
-int hcp_case_form_number_parse (const char *text, int *year, int *number)
+int
+hcp_case_form_number_parse (const char *text, int *year, int *number)
 {
     if (!text || strlen (text) != 11 || text[4] != '-')
         return -1;
@@ -38,7 +40,8 @@ int hcp_case_form_number_parse (const char *text, int *year, int *number)
     return 0;
 }
 
-const char *hcp_case_channel_name (int channel)
+const char *
+hcp_case_channel_name (int channel)
 {
     static const char *names[] = {
         "未知",       "政务大厅评价器",     "窗口评价二维码", "部一体化政务服务平台",
@@ -46,13 +49,15 @@ const char *hcp_case_channel_name (int channel)
     return channel >= 1 && channel <= 7 ? names[channel] : names[0];
 }
 
-const char *hcp_case_stage_name (int stage)
+const char *
+hcp_case_stage_name (int stage)
 {
     static const char *names[] = {"未知", "申报后评价", "咨询后评价", "办结后评价"};
     return stage >= 1 && stage <= 3 ? names[stage] : names[0];
 }
 
-const char *hcp_case_grade_name (int grade)
+const char *
+hcp_case_grade_name (int grade)
 {
     static const char *names[] = {"未评价",   "非常满意", "满意",
                                   "基本满意", "不满意",   "非常不满意"};
@@ -66,25 +71,26 @@ const char *hcp_case_grade_name (int grade)
 //  One statement for the case, its rating, item and unit; the answer
 //  deadline comes from table deadlines (005_deadlines.sql), the one place
 //  that knows it, including a recomputation after a calendar change.
-#define FORM_LOAD_SQL                                                                    \
-    "SELECT c.form_number, c.unit_code, u.name, u.contact, u.phone, c.assigned_at IS "   \
-    "NULL, "                                                                             \
-    "c.item_code, i.name, (extract(epoch FROM r.rated_at) * 1000)::bigint, r.channel, "  \
-    "r.stage, coalesce(r.standardization, 0), coalesce(r.convenience, 0), "              \
-    "coalesce(r.accuracy, 0), r.comment, "                                               \
-    "coalesce((extract(epoch FROM c.visited_at) * 1000)::bigint, 0), c.visit_cause, "    \
-    "c.visit_reached, c.visit_method, "                                                  \
-    "(extract(epoch FROM coalesce(c.assigned_at, c.form_filed_at)) * 1000)::bigint, "    \
-    "d.due_on - date '1970-01-01', d.provisional "                                       \
-    "FROM cases c JOIN ratings r ON r.rating_id = c.rating_id "                          \
-    "JOIN service_items i ON i.item_code = c.item_code "                                 \
-    "LEFT JOIN units u ON u.unit_code = c.unit_code "                                    \
-    "LEFT JOIN LATERAL (SELECT due_on, provisional FROM deadlines "                      \
-    "  WHERE case_id = c.case_id AND kind = 'answer' AND c.assigned_at IS NOT NULL "     \
-    "  ORDER BY deadline_id DESC LIMIT 1) d ON true "                                    \
+#define FORM_LOAD_SQL                                                                         \
+    "SELECT c.form_number, c.unit_code, u.name, u.contact, u.phone, c.assigned_at IS "        \
+    "NULL, "                                                                                  \
+    "c.item_code, i.name, (extract(epoch FROM r.rated_at) * 1000)::bigint, r.channel, "       \
+    "r.stage, coalesce(r.standardization, 0), coalesce(r.convenience, 0), "                   \
+    "coalesce(r.accuracy, 0), r.comment, "                                                    \
+    "coalesce((extract(epoch FROM c.visited_at) * 1000)::bigint, 0), c.visit_cause, "         \
+    "c.visit_reached, c.visit_method, "                                                       \
+    "(extract(epoch FROM coalesce(c.assigned_at, c.form_filed_at)) * 1000)::bigint, "         \
+    "d.due_on - date '1970-01-01', d.provisional "                                            \
+    "FROM cases c JOIN ratings r ON r.rating_id = c.rating_id "                               \
+    "JOIN service_items i ON i.item_code = c.item_code "                                      \
+    "LEFT JOIN units u ON u.unit_code = c.unit_code "                                         \
+    "LEFT JOIN LATERAL (SELECT due_on, provisional FROM deadlines "                           \
+    "  WHERE case_id = c.case_id AND kind = 'answer' AND c.assigned_at IS NOT NULL "          \
+    "  ORDER BY deadline_id DESC LIMIT 1) d ON true "                                         \
     "WHERE c.case_id = $1"
 
-static char *s_dup_value (PGresult *res, int column)
+static char *
+s_dup_value (PGresult *res, int column)
 {
     if (PQgetisnull (res, 0, column))
         return NULL;
@@ -93,7 +99,8 @@ static char *s_dup_value (PGresult *res, int column)
 
 static char *s_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
-static char *s_error (const char *fmt, ...)
+static char *
+s_error (const char *fmt, ...)
 {
     va_list args;
     va_start (args, fmt);
@@ -104,7 +111,8 @@ static char *s_error (const char *fmt, ...)
     return text;
 }
 
-hcp_case_form_t *hcp_case_form_load (hcp_db_t *db, int64_t case_id, char **error)
+hcp_case_form_t *
+hcp_case_form_load (hcp_db_t *db, int64_t case_id, char **error)
 {
     assert (db);
     if (hcp_db_prepare (db, "case_form_load", FORM_LOAD_SQL) != 0) {
@@ -162,14 +170,15 @@ hcp_case_form_t *hcp_case_form_load (hcp_db_t *db, int64_t case_id, char **error
     self->answer_working_days = 10;
     if (!PQgetisnull (res, 0, 20)) {
         self->answer_due_known = true;
-        self->answer_due = (hcp_date_t)atoi (PQgetvalue (res, 0, 20));
+        self->answer_due = (hcp_date_t) atoi (PQgetvalue (res, 0, 20));
         self->answer_due_provisional = PQgetvalue (res, 0, 21)[0] == 't';
     }
     PQclear (res);
     return self;
 }
 
-void hcp_case_form_destroy (hcp_case_form_t **self_p)
+void
+hcp_case_form_destroy (hcp_case_form_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -192,13 +201,15 @@ void hcp_case_form_destroy (hcp_case_form_t **self_p)
 // Rendering
 // ---------------------------------------------------------------------------
 
-static const char *s_str (const char *text)
+static const char *
+s_str (const char *text)
 {
     return text ? text : "";
 }
 
 //  "2026年1月7日": how dates are written on an official document.
-static void s_date_cn (hcp_date_t date, char *buf, size_t size)
+static void
+s_date_cn (hcp_date_t date, char *buf, size_t size)
 {
     char iso[11];
     hcp_date_format (date, iso);
@@ -206,7 +217,8 @@ static void s_date_cn (hcp_date_t date, char *buf, size_t size)
 }
 
 //  "2026-01-05 10:30" in Asia/Shanghai.
-static void s_minute (int64_t ms, char *buf, size_t size)
+static void
+s_minute (int64_t ms, char *buf, size_t size)
 {
     char full[32];
     hcp_clock_format (ms, full); //  "YYYY-MM-DDTHH:MM:SS+08:00"
@@ -214,7 +226,8 @@ static void s_minute (int64_t ms, char *buf, size_t size)
 }
 
 //  The due-date clause: "（2026-01-20前）", "（2026-01-20前，暂定）" or "".
-static void s_due_clause (const hcp_case_form_t *form, char *buf, size_t size)
+static void
+s_due_clause (const hcp_case_form_t *form, char *buf, size_t size)
 {
     buf[0] = 0;
     if (!form->answer_due_known)
@@ -226,7 +239,8 @@ static void s_due_clause (const hcp_case_form_t *form, char *buf, size_t size)
 
 //  Writes text with every line after the first indented by indent, so a
 //  multi-line comment stays inside its field.
-static void s_text_block (FILE *out, const char *text, const char *indent)
+static void
+s_text_block (FILE *out, const char *text, const char *indent)
 {
     for (const char *p = s_str (text); *p; p++) {
         if (*p == '\r')
@@ -239,7 +253,8 @@ static void s_text_block (FILE *out, const char *text, const char *indent)
 
 static const char *s_dimension_names[3] = {"服务规范性", "服务便捷性", "服务准确性"};
 
-char *hcp_case_form_text (const hcp_case_form_t *form)
+char *
+hcp_case_form_text (const hcp_case_form_t *form)
 {
     assert (form);
     char *text = NULL;
@@ -256,8 +271,7 @@ char *hcp_case_form_text (const hcp_case_form_t *form)
     fprintf (out, "                    政务服务“差评”处理单\n\n");
     fprintf (out, "%s：%s\n\n", s_str (form->unit_name),
              form->unit_proposed ? "（拟定责任单位，待办公厅明确）" : "");
-    fprintf (out,
-             "    现收到有关“%s”（事项编码：%s）的差评，转你司（局、单位）研究处理。\n\n",
+    fprintf (out, "    现收到有关“%s”（事项编码：%s）的差评，转你司（局、单位）研究处理。\n\n",
              s_str (form->item_name), s_str (form->item_code));
     fprintf (out, "    差评情况：\n");
     fprintf (out, "      案件编号：%" PRId64 "\n", form->case_id);
@@ -292,7 +306,8 @@ char *hcp_case_form_text (const hcp_case_form_t *form)
 }
 
 //  HTML-escapes text; newlines become <br>.
-static void s_html (FILE *out, const char *text)
+static void
+s_html (FILE *out, const char *text)
 {
     for (const char *p = s_str (text); *p; p++) {
         switch (*p) {
@@ -322,7 +337,8 @@ static void s_html (FILE *out, const char *text)
     }
 }
 
-char *hcp_case_form_html (const hcp_case_form_t *form)
+char *
+hcp_case_form_html (const hcp_case_form_t *form)
 {
     assert (form);
     char *text = NULL;
@@ -335,26 +351,24 @@ char *hcp_case_form_html (const hcp_case_form_t *form)
     s_due_clause (form, due, sizeof due);
     s_date_cn (form->form_date, date, sizeof date);
 
-    fputs ("<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n",
-           out);
+    fputs ("<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n", out);
     fprintf (out, "<title>政务服务“差评”处理单 %s</title>\n", form->number);
-    fputs (
-        "<style>\n"
-        "@page { size: A4; margin: 25mm 25mm 20mm 25mm; }\n"
-        "body { font-family: \"FangSong\", \"STFangsong\", \"Noto Serif CJK SC\", serif;"
-        " font-size: 16pt; line-height: 1.8; max-width: 160mm; margin: 2em auto; }\n"
-        ".number { text-align: left; }\n"
-        "h1 { text-align: center; font-size: 22pt; font-weight: bold; margin: 1em 0; }\n"
-        "p.body { text-indent: 2em; margin: 0.3em 0; }\n"
-        "table.review { border-collapse: collapse; width: 100%; font-size: 13pt;"
-        " margin: 0.6em 0; }\n"
-        "table.review th, table.review td { border: 1px solid #000; padding: 2pt 6pt;"
-        " text-align: left; vertical-align: top; }\n"
-        "table.review th { width: 8em; font-weight: normal; }\n"
-        ".proposed { font-size: 12pt; }\n"
-        ".signature { text-align: right; margin-top: 2em; }\n"
-        "</style>\n</head>\n<body>\n",
-        out);
+    fputs ("<style>\n"
+           "@page { size: A4; margin: 25mm 25mm 20mm 25mm; }\n"
+           "body { font-family: \"FangSong\", \"STFangsong\", \"Noto Serif CJK SC\", serif;"
+           " font-size: 16pt; line-height: 1.8; max-width: 160mm; margin: 2em auto; }\n"
+           ".number { text-align: left; }\n"
+           "h1 { text-align: center; font-size: 22pt; font-weight: bold; margin: 1em 0; }\n"
+           "p.body { text-indent: 2em; margin: 0.3em 0; }\n"
+           "table.review { border-collapse: collapse; width: 100%; font-size: 13pt;"
+           " margin: 0.6em 0; }\n"
+           "table.review th, table.review td { border: 1px solid #000; padding: 2pt 6pt;"
+           " text-align: left; vertical-align: top; }\n"
+           "table.review th { width: 8em; font-weight: normal; }\n"
+           ".proposed { font-size: 12pt; }\n"
+           ".signature { text-align: right; margin-top: 2em; }\n"
+           "</style>\n</head>\n<body>\n",
+           out);
     fputs ("<p class=\"number\">编号：", out);
     s_html (out, form->number);
     fputs ("</p>\n<h1>政务服务“差评”处理单</h1>\n<p class=\"to\">", out);
@@ -391,11 +405,10 @@ char *hcp_case_form_html (const hcp_case_form_t *form)
     fputs ("</table>\n", out);
     fputs ("<p class=\"body\">1. 属实，提出整改意见。</p>\n", out);
     fputs ("<p class=\"body\">2. 认为该评价是误评或恶意评价，提出申诉意见。</p>\n", out);
-    fprintf (
-        out,
-        "<p "
-        "class=\"body\">请根据实际情况进行说明，在%d个工作日内%s将意见反馈办公厅。</p>\n",
-        form->answer_working_days, due);
+    fprintf (out,
+             "<p "
+             "class=\"body\">请根据实际情况进行说明，在%d个工作日内%s将意见反馈办公厅。</p>\n",
+             form->answer_working_days, due);
     fputs ("<p class=\"contact\">联系人及电话：", out);
     s_html (out, form->unit_contact);
     fputs ("&nbsp;&nbsp;", out);

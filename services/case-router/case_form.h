@@ -50,8 +50,7 @@ typedef struct {
     bool answer_due_known;
     hcp_date_t answer_due;
     bool answer_due_provisional;
-    hcp_date_t
-        form_date; //  the date the General Office signs: sent to the unit (or filed)
+    hcp_date_t form_date; //  the date the General Office signs: sent to the unit (or filed)
 } hcp_case_form_t;
 
 //  Formats a form number. Returns 0, or -1 (buf set to "") when year is

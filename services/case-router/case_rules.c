@@ -50,21 +50,24 @@ static const hcp_case_rule_t s_rules[] = {
 #define RULE_COUNT  (sizeof s_rules / sizeof s_rules[0])
 #define STATE_COUNT (sizeof s_states / sizeof s_states[0])
 
-const hcp_case_rule_t *hcp_case_rules (size_t *count)
+const hcp_case_rule_t *
+hcp_case_rules (size_t *count)
 {
     assert (count);
     *count = RULE_COUNT;
     return s_rules;
 }
 
-const hcp_case_state_t *hcp_case_states (size_t *count)
+const hcp_case_state_t *
+hcp_case_states (size_t *count)
 {
     assert (count);
     *count = STATE_COUNT;
     return s_states;
 }
 
-const hcp_case_state_t *hcp_case_state_find (const char *state)
+const hcp_case_state_t *
+hcp_case_state_find (const char *state)
 {
     if (!state)
         return NULL;
@@ -75,23 +78,26 @@ const hcp_case_state_t *hcp_case_state_find (const char *state)
 }
 
 //  Two states are the same, NULL (no case yet) included.
-static bool s_same_state (const char *a, const char *b)
+static bool
+s_same_state (const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp (a, b) == 0);
 }
 
-const hcp_case_rule_t *hcp_case_rule_find (const char *from_state, const char *action)
+const hcp_case_rule_t *
+hcp_case_rule_find (const char *from_state, const char *action)
 {
     if (!action)
         return NULL;
     for (size_t i = 0; i < RULE_COUNT; i++)
-        if (s_same_state (s_rules[i].from_state, from_state) &&
-            strcmp (s_rules[i].action, action) == 0)
+        if (s_same_state (s_rules[i].from_state, from_state)
+            && strcmp (s_rules[i].action, action) == 0)
             return &s_rules[i];
     return NULL;
 }
 
-bool hcp_case_action_known (const char *action)
+bool
+hcp_case_action_known (const char *action)
 {
     if (!action)
         return false;
@@ -101,7 +107,8 @@ bool hcp_case_action_known (const char *action)
     return false;
 }
 
-char *hcp_case_allowed_actions (const char *from_state, char *buf, size_t size)
+char *
+hcp_case_allowed_actions (const char *from_state, char *buf, size_t size)
 {
     assert (buf && size > 0);
     buf[0] = 0;
@@ -111,11 +118,11 @@ char *hcp_case_allowed_actions (const char *from_state, char *buf, size_t size)
             continue;
         int n = snprintf (buf + used, size - used, "%s%s", used ? ", " : "",
                           s_rules[i].action);
-        if (n < 0 || (size_t)n >= size - used) {
+        if (n < 0 || (size_t) n >= size - used) {
             buf[used] = 0; //  cut at the last whole action
             break;
         }
-        used += (size_t)n;
+        used += (size_t) n;
     }
     if (used == 0)
         snprintf (buf, size, "none");

@@ -39,7 +39,8 @@ struct _hcp_case_command_t {
     char **values;
 };
 
-static char *s_strdup (const char *text)
+static char *
+s_strdup (const char *text)
 {
     char *copy = strdup (text ? text : "");
     if (!copy)
@@ -47,8 +48,9 @@ static char *s_strdup (const char *text)
     return copy;
 }
 
-hcp_case_command_t *hcp_case_command_new (const char *request_id, const char *actor,
-                                          const char *action, int64_t case_id)
+hcp_case_command_t *
+hcp_case_command_new (const char *request_id, const char *actor, const char *action,
+                      int64_t case_id)
 {
     hcp_case_command_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -60,7 +62,8 @@ hcp_case_command_t *hcp_case_command_new (const char *request_id, const char *ac
     return self;
 }
 
-void hcp_case_command_destroy (hcp_case_command_t **self_p)
+void
+hcp_case_command_destroy (hcp_case_command_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -78,7 +81,8 @@ void hcp_case_command_destroy (hcp_case_command_t **self_p)
     *self_p = NULL;
 }
 
-void hcp_case_command_set (hcp_case_command_t *self, const char *key, const char *value)
+void
+hcp_case_command_set (hcp_case_command_t *self, const char *key, const char *value)
 {
     assert (self && key);
     for (size_t i = 0; i < self->field_count; i++)
@@ -96,53 +100,63 @@ void hcp_case_command_set (hcp_case_command_t *self, const char *key, const char
     self->field_count++;
 }
 
-void hcp_case_command_expect_version (hcp_case_command_t *self, int64_t version)
+void
+hcp_case_command_expect_version (hcp_case_command_t *self, int64_t version)
 {
     assert (self);
     self->expected_version = version;
 }
 
-const char *hcp_case_command_request_id (const hcp_case_command_t *self)
+const char *
+hcp_case_command_request_id (const hcp_case_command_t *self)
 {
     return self->request_id;
 }
 
-const char *hcp_case_command_actor (const hcp_case_command_t *self)
+const char *
+hcp_case_command_actor (const hcp_case_command_t *self)
 {
     return self->actor;
 }
 
-const char *hcp_case_command_action (const hcp_case_command_t *self)
+const char *
+hcp_case_command_action (const hcp_case_command_t *self)
 {
     return self->action;
 }
 
-int64_t hcp_case_command_case_id (const hcp_case_command_t *self)
+int64_t
+hcp_case_command_case_id (const hcp_case_command_t *self)
 {
     return self->case_id;
 }
 
-int64_t hcp_case_command_expected_version (const hcp_case_command_t *self)
+int64_t
+hcp_case_command_expected_version (const hcp_case_command_t *self)
 {
     return self->expected_version;
 }
 
-size_t hcp_case_command_field_count (const hcp_case_command_t *self)
+size_t
+hcp_case_command_field_count (const hcp_case_command_t *self)
 {
     return self->field_count;
 }
 
-const char *hcp_case_command_field_key (const hcp_case_command_t *self, size_t index)
+const char *
+hcp_case_command_field_key (const hcp_case_command_t *self, size_t index)
 {
     return index < self->field_count ? self->keys[index] : NULL;
 }
 
-const char *hcp_case_command_field_value (const hcp_case_command_t *self, size_t index)
+const char *
+hcp_case_command_field_value (const hcp_case_command_t *self, size_t index)
 {
     return index < self->field_count ? self->values[index] : NULL;
 }
 
-const char *hcp_case_command_get (const hcp_case_command_t *self, const char *key)
+const char *
+hcp_case_command_get (const hcp_case_command_t *self, const char *key)
 {
     for (size_t i = 0; i < self->field_count; i++)
         if (strcmp (self->keys[i], key) == 0)
@@ -156,77 +170,77 @@ const char *hcp_case_command_get (const hcp_case_command_t *self, const char *ke
 
 //  The case of a bad rating; its rating day is the Asia/Shanghai civil date
 //  of rated_at (Art. 21 counts from "the day of the rating").
-#define SQL_OPEN                                                                         \
-    "INSERT INTO cases (rating_id, state, item_code, unit_code, rating_day, opened_at, " \
-    "last_action, last_actor, last_at, last_details) "                                   \
-    "SELECT r.rating_id, 'awaiting_visit', r.item_code, i.unit_code, "                   \
-    "(r.rated_at AT TIME ZONE 'Asia/Shanghai')::date, to_timestamp($2::bigint / "        \
-    "1000.0), 'open', $3, to_timestamp($2::bigint / 1000.0), "                           \
-    "jsonb_build_object('rating_id', r.rating_id, 'rated_at', r.rated_at, "              \
-    "'origin', "                                                                         \
-    "r.origin, 'channel', r.channel) "                                                   \
-    "FROM ratings r JOIN service_items i ON i.item_code = r.item_code "                  \
-    "WHERE r.rating_id = $1::uuid AND r.is_bad "                                         \
-    "ON CONFLICT (rating_id) DO NOTHING "                                                \
-    "RETURNING case_id, rating_day - date '1970-01-01', coalesce(unit_code, "            \
-    "''), item_code, "                                                                   \
+#define SQL_OPEN                                                                              \
+    "INSERT INTO cases (rating_id, state, item_code, unit_code, rating_day, opened_at, "      \
+    "last_action, last_actor, last_at, last_details) "                                        \
+    "SELECT r.rating_id, 'awaiting_visit', r.item_code, i.unit_code, "                        \
+    "(r.rated_at AT TIME ZONE 'Asia/Shanghai')::date, to_timestamp($2::bigint / "             \
+    "1000.0), 'open', $3, to_timestamp($2::bigint / 1000.0), "                                \
+    "jsonb_build_object('rating_id', r.rating_id, 'rated_at', r.rated_at, "                   \
+    "'origin', "                                                                              \
+    "r.origin, 'channel', r.channel) "                                                        \
+    "FROM ratings r JOIN service_items i ON i.item_code = r.item_code "                       \
+    "WHERE r.rating_id = $1::uuid AND r.is_bad "                                              \
+    "ON CONFLICT (rating_id) DO NOTHING "                                                     \
+    "RETURNING case_id, rating_day - date '1970-01-01', coalesce(unit_code, "                 \
+    "''), item_code, "                                                                        \
     "version"
 
 //  Bad ratings without a case. ratings_bad (rated_at) WHERE is_bad keeps it
 //  to the bad ratings of the period; the anti-join uses cases' unique index.
-#define SQL_SWEEP                                                                        \
-    "SELECT r.rating_id FROM ratings r WHERE r.is_bad AND r.rated_at >= "                \
-    "to_timestamp($1::bigint / 1000.0) AND NOT EXISTS (SELECT 1 FROM cases c WHERE "     \
-    "c.rating_id = r.rating_id) "                                                        \
+#define SQL_SWEEP                                                                             \
+    "SELECT r.rating_id FROM ratings r WHERE r.is_bad AND r.rated_at >= "                     \
+    "to_timestamp($1::bigint / 1000.0) AND NOT EXISTS (SELECT 1 FROM cases c WHERE "          \
+    "c.rating_id = r.rating_id) "                                                             \
     "ORDER BY r.rated_at LIMIT $2"
 
-#define SQL_LOCK                                                                         \
-    "SELECT state, version, coalesce(unit_code, ''), item_code, "                        \
-    "coalesce(ledger_due_on - date '1970-01-01', 0), coalesce(form_number, ''), "        \
+#define SQL_LOCK                                                                              \
+    "SELECT state, version, coalesce(unit_code, ''), item_code, "                             \
+    "coalesce(ledger_due_on - date '1970-01-01', 0), coalesce(form_number, ''), "             \
     "rating_id::text FROM cases WHERE case_id = $1 FOR UPDATE"
 
 #define SQL_UNIT_EXISTS "SELECT name FROM units WHERE unit_code = $1"
 
 //  One counter row per year, advanced in the filing transaction: a
 //  rollback gives the number back, so numbers are gapless.
-#define SQL_FORM_NEXT                                                                    \
-    "INSERT INTO form_counters (year, last_number) VALUES ($1, 1) "                      \
-    "ON CONFLICT (year) DO UPDATE SET last_number = form_counters.last_number + 1 "      \
+#define SQL_FORM_NEXT                                                                         \
+    "INSERT INTO form_counters (year, last_number) VALUES ($1, 1) "                           \
+    "ON CONFLICT (year) DO UPDATE SET last_number = form_counters.last_number + 1 "           \
     "RETURNING last_number"
 
-#define SQL_REQUEST_CLAIM                                                                \
-    "INSERT INTO case_requests (request_id, case_id, action, actor, ok, at) "            \
-    "VALUES ($1, $2, $3, $4, false, to_timestamp($5::bigint / 1000.0)) ON CONFLICT "     \
-    "(request_id) DO NOTHING "                                                           \
+#define SQL_REQUEST_CLAIM                                                                     \
+    "INSERT INTO case_requests (request_id, case_id, action, actor, ok, at) "                 \
+    "VALUES ($1, $2, $3, $4, false, to_timestamp($5::bigint / 1000.0)) ON CONFLICT "          \
+    "(request_id) DO NOTHING "                                                                \
     "RETURNING 1"
 
-#define SQL_REQUEST_DONE                                                                 \
-    "UPDATE case_requests SET ok = true, message = $2, state = $3, version = $4 "        \
+#define SQL_REQUEST_DONE                                                                      \
+    "UPDATE case_requests SET ok = true, message = $2, state = $3, version = $4 "             \
     "WHERE request_id = $1"
 
-#define SQL_REQUEST_REFUSED                                                              \
-    "INSERT INTO case_requests (request_id, case_id, action, actor, ok, code, message, " \
-    "state, version, at) VALUES ($1, $2, $3, $4, false, $5, $6, nullif($7, ''), "        \
-    "$8, to_timestamp($9::bigint / 1000.0)) ON CONFLICT (request_id) DO NOTHING "        \
+#define SQL_REQUEST_REFUSED                                                                   \
+    "INSERT INTO case_requests (request_id, case_id, action, actor, ok, code, message, "      \
+    "state, version, at) VALUES ($1, $2, $3, $4, false, $5, $6, nullif($7, ''), "             \
+    "$8, to_timestamp($9::bigint / 1000.0)) ON CONFLICT (request_id) DO NOTHING "             \
     "RETURNING 1"
 
-#define SQL_REQUEST_GET                                                                  \
-    "SELECT q.ok, q.code, q.message, coalesce(q.state, ''), coalesce(q.version, 0), "    \
-    "coalesce(q.case_id, 0), coalesce(c.form_number, ''), q.action, q.case_id "          \
-    "FROM case_requests q LEFT JOIN cases c ON c.case_id = q.case_id WHERE "             \
+#define SQL_REQUEST_GET                                                                       \
+    "SELECT q.ok, q.code, q.message, coalesce(q.state, ''), coalesce(q.version, 0), "         \
+    "coalesce(q.case_id, 0), coalesce(c.form_number, ''), q.action, q.case_id "               \
+    "FROM case_requests q LEFT JOIN cases c ON c.case_id = q.case_id WHERE "                  \
     "q.request_id = $1"
 
 //  Every transition: $1 case, $2 new state, $3 action, $4 actor, $5 time
 //  (ms), $6 reason, $7 details (JSON), $8 the version read under FOR UPDATE;
 //  the action's own columns from $9.
-#define SQL_SET                                                                          \
-    "UPDATE cases SET state = $2, version = version + 1, last_action = $3, last_actor "  \
-    "= $4, "                                                                             \
-    "last_at = to_timestamp($5::bigint / 1000.0), last_reason = $6, last_details = "     \
+#define SQL_SET                                                                               \
+    "UPDATE cases SET state = $2, version = version + 1, last_action = $3, last_actor "       \
+    "= $4, "                                                                                  \
+    "last_at = to_timestamp($5::bigint / 1000.0), last_reason = $6, last_details = "          \
     "$7::jsonb"
-#define SQL_WHERE                                                                        \
-    " WHERE case_id = $1 AND version = $8 "                                              \
-    "RETURNING version, coalesce(form_number, ''), coalesce(unit_code, ''), item_code, " \
+#define SQL_WHERE                                                                             \
+    " WHERE case_id = $1 AND version = $8 "                                                   \
+    "RETURNING version, coalesce(form_number, ''), coalesce(unit_code, ''), item_code, "      \
     "rating_id::text"
 
 typedef struct {
@@ -247,14 +261,12 @@ static const action_spec_t s_actions[] = {
      {NULL}},
     {"file_form",
      "case_file_form",
-     SQL_SET
-     ", form_number = $9, form_filed_at = to_timestamp($5::bigint / 1000.0)" SQL_WHERE,
+     SQL_SET ", form_number = $9, form_filed_at = to_timestamp($5::bigint / 1000.0)" SQL_WHERE,
      {NULL},
      {"text", NULL}},
     {"assign",
      "case_assign",
-     SQL_SET
-     ", unit_code = $9, assigned_at = to_timestamp($5::bigint / 1000.0)" SQL_WHERE,
+     SQL_SET ", unit_code = $9, assigned_at = to_timestamp($5::bigint / 1000.0)" SQL_WHERE,
      {NULL},
      {"unit", NULL}},
     {"transfer",
@@ -309,7 +321,8 @@ static const action_spec_t s_actions[] = {
 
 #define ACTION_COUNT (sizeof s_actions / sizeof s_actions[0])
 
-static const action_spec_t *s_action_spec (const char *action)
+static const action_spec_t *
+s_action_spec (const char *action)
 {
     for (size_t i = 0; i < ACTION_COUNT; i++)
         if (strcmp (s_actions[i].action, action) == 0)
@@ -317,7 +330,8 @@ static const action_spec_t *s_action_spec (const char *action)
     return NULL;
 }
 
-int hcp_case_store_prepare (hcp_db_t *db)
+int
+hcp_case_store_prepare (hcp_db_t *db)
 {
     assert (db);
     int rc = 0;
@@ -343,10 +357,11 @@ int hcp_case_store_prepare (hcp_db_t *db)
 //  JSON text of the command's fields plus extra pairs (NULL-ended key,
 //  value list). Strings are escaped per RFC 8259; the result is data, passed
 //  as a parameter, never spliced into SQL.
-static void s_json_string (FILE *out, const char *text)
+static void
+s_json_string (FILE *out, const char *text)
 {
     fputc ('"', out);
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
         if (*p == '"' || *p == '\\')
             fprintf (out, "\\%c", *p);
         else if (*p == '\n')
@@ -363,7 +378,8 @@ static void s_json_string (FILE *out, const char *text)
     fputc ('"', out);
 }
 
-static char *s_details_json (const hcp_case_command_t *command, ...)
+static char *
+s_details_json (const hcp_case_command_t *command, ...)
 {
     char *text = NULL;
     size_t size = 0;
@@ -401,9 +417,10 @@ static char *s_details_json (const hcp_case_command_t *command, ...)
 }
 
 //  True if text is well-formed UTF-8 (no overlongs, no surrogates).
-static bool s_utf8_valid (const char *text)
+static bool
+s_utf8_valid (const char *text)
 {
-    const unsigned char *p = (const unsigned char *)text;
+    const unsigned char *p = (const unsigned char *) text;
     while (*p) {
         unsigned char c = *p;
         int n = c < 0x80         ? 0
@@ -425,7 +442,8 @@ static bool s_utf8_valid (const char *text)
     return true;
 }
 
-static bool s_blank (const char *text)
+static bool
+s_blank (const char *text)
 {
     if (!text)
         return true;
@@ -438,7 +456,8 @@ static bool s_blank (const char *text)
 static void s_refuse (hcp_case_reply_t *reply, const char *code, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
-static void s_refuse (hcp_case_reply_t *reply, const char *code, const char *fmt, ...)
+static void
+s_refuse (hcp_case_reply_t *reply, const char *code, const char *fmt, ...)
 {
     reply->status = HCP_CASE_REFUSED;
     snprintf (reply->code, sizeof reply->code, "%s", code);
@@ -448,7 +467,8 @@ static void s_refuse (hcp_case_reply_t *reply, const char *code, const char *fmt
     va_end (args);
 }
 
-static void s_unavailable (hcp_case_reply_t *reply, hcp_db_t *db)
+static void
+s_unavailable (hcp_case_reply_t *reply, hcp_db_t *db)
 {
     reply->status = HCP_CASE_UNAVAILABLE;
     snprintf (reply->code, sizeof reply->code, "unavailable");
@@ -457,43 +477,44 @@ static void s_unavailable (hcp_case_reply_t *reply, hcp_db_t *db)
               hcp_db_error (db));
 }
 
-static void s_rollback (hcp_db_t *db)
+static void
+s_rollback (hcp_db_t *db)
 {
     if (!hcp_db_lost (db))
         hcp_db_exec (db, "ROLLBACK");
 }
 
-static void s_i64 (int64_t value, char *buf, size_t size)
+static void
+s_i64 (int64_t value, char *buf, size_t size)
 {
     snprintf (buf, size, "%" PRId64, value);
 }
 
 //  Writes the event case.<action> (case.opened for the opening).
-static int s_emit (hcp_db_t *db, int64_t case_id, const char *rating_id,
-                   const char *action, const char *from_state, const char *to_state,
-                   int64_t version, const char *actor, int64_t at_ms,
-                   const char *unit_code, const char *item_code, const char *form_number)
+static int
+s_emit (hcp_db_t *db, int64_t case_id, const char *rating_id, const char *action,
+        const char *from_state, const char *to_state, int64_t version, const char *actor,
+        int64_t at_ms, const char *unit_code, const char *item_code, const char *form_number)
 {
     Hcp__V1__CaseEvent event = HCP__V1__CASE_EVENT__INIT;
     event.case_id = case_id;
-    event.rating_id = (char *)rating_id;
-    event.action = (char *)action;
-    event.from_state = (char *)(from_state ? from_state : "");
-    event.to_state = (char *)to_state;
+    event.rating_id = (char *) rating_id;
+    event.action = (char *) action;
+    event.from_state = (char *) (from_state ? from_state : "");
+    event.to_state = (char *) to_state;
     event.version = version;
-    event.actor = (char *)actor;
+    event.actor = (char *) actor;
     event.at_ms = at_ms;
-    event.unit_code = (char *)(unit_code ? unit_code : "");
-    event.item_code = (char *)(item_code ? item_code : "");
-    event.form_number = (char *)(form_number ? form_number : "");
+    event.unit_code = (char *) (unit_code ? unit_code : "");
+    event.item_code = (char *) (item_code ? item_code : "");
+    event.form_number = (char *) (form_number ? form_number : "");
     size_t size = hcp__v1__case_event__get_packed_size (&event);
     uint8_t *buffer = malloc (size ? size : 1);
     if (!buffer)
         abort ();
     hcp__v1__case_event__pack (&event, buffer);
     char type[64], key[32];
-    snprintf (type, sizeof type, "case.%s",
-              strcmp (action, "open") == 0 ? "opened" : action);
+    snprintf (type, sizeof type, "case.%s", strcmp (action, "open") == 0 ? "opened" : action);
     s_i64 (case_id, key, sizeof key);
     int rc = hcp_event_emit (db, type, key, buffer, size);
     free (buffer);
@@ -504,8 +525,9 @@ static int s_emit (hcp_db_t *db, int64_t case_id, const char *rating_id,
 // Opening
 // ---------------------------------------------------------------------------
 
-int hcp_case_open (hcp_db_t *db, const char *rating_id, int64_t now_ms, const char *actor,
-                   int64_t *case_id_p)
+int
+hcp_case_open (hcp_db_t *db, const char *rating_id, int64_t now_ms, const char *actor,
+               int64_t *case_id_p)
 {
     assert (db && actor);
     if (!rating_id || !hcp_uuid_valid (rating_id))
@@ -523,7 +545,7 @@ int hcp_case_open (hcp_db_t *db, const char *rating_id, int64_t now_ms, const ch
         return 0;
     }
     int64_t case_id = strtoll (PQgetvalue (res, 0, 0), NULL, 10);
-    hcp_date_t rating_day = (hcp_date_t)atoi (PQgetvalue (res, 0, 1));
+    hcp_date_t rating_day = (hcp_date_t) atoi (PQgetvalue (res, 0, 1));
     char *unit_code = strdup (PQgetvalue (res, 0, 2));
     char *item_code = strdup (PQgetvalue (res, 0, 3));
     int64_t version = strtoll (PQgetvalue (res, 0, 4), NULL, 10);
@@ -532,8 +554,8 @@ int hcp_case_open (hcp_db_t *db, const char *rating_id, int64_t now_ms, const ch
     int rc = hcp_deadline_open (db, case_id, "form", rating_day,
                                 HCP_DEADLINE_FORM_WORKING_DAYS, "working", NULL);
     if (rc == 0)
-        rc = s_emit (db, case_id, rating_id, "open", NULL, "awaiting_visit", version,
-                     actor, now_ms, unit_code, item_code, NULL);
+        rc = s_emit (db, case_id, rating_id, "open", NULL, "awaiting_visit", version, actor,
+                     now_ms, unit_code, item_code, NULL);
     free (unit_code);
     free (item_code);
     if (rc != 0)
@@ -543,8 +565,9 @@ int hcp_case_open (hcp_db_t *db, const char *rating_id, int64_t now_ms, const ch
     return 1;
 }
 
-int hcp_case_on_event (hcp_db_t *db, uint64_t seq, const char *type, const char *key,
-                       int64_t now_ms)
+int
+hcp_case_on_event (hcp_db_t *db, uint64_t seq, const char *type, const char *key,
+                   int64_t now_ms)
 {
     assert (db && type && key);
     if (hcp_db_exec (db, "BEGIN") != 0)
@@ -566,23 +589,23 @@ int hcp_case_on_event (hcp_db_t *db, uint64_t seq, const char *type, const char 
 //  False when the payload is a Rating of this id with no grade >= 4: it
 //  cannot open a case. True when it may (or when the payload says nothing:
 //  then the database decides).
-static bool s_may_be_bad (const hcp_event_t *event)
+static bool
+s_may_be_bad (const hcp_event_t *event)
 {
     if (!event->payload || event->payload_size == 0)
         return true;
-    Hcp__V1__Rating *rating =
-        hcp__v1__rating__unpack (NULL, event->payload_size, event->payload);
+    Hcp__V1__Rating *rating = hcp__v1__rating__unpack (NULL, event->payload_size,
+                                                       event->payload);
     if (!rating)
         return true;
-    bool may = strcmp (rating->rating_id, event->key) != 0 ||
-               rating->standardization >= 4 || rating->convenience >= 4 ||
-               rating->accuracy >= 4;
+    bool may = strcmp (rating->rating_id, event->key) != 0 || rating->standardization >= 4
+               || rating->convenience >= 4 || rating->accuracy >= 4;
     hcp__v1__rating__free_unpacked (rating, NULL);
     return may;
 }
 
-int hcp_case_on_events (hcp_db_t *db, hcp_event_t *const *events, size_t count,
-                        int64_t now_ms)
+int
+hcp_case_on_events (hcp_db_t *db, hcp_event_t *const *events, size_t count, int64_t now_ms)
 {
     assert (db && (events || count == 0));
     if (count == 0)
@@ -608,8 +631,8 @@ int hcp_case_on_events (hcp_db_t *db, hcp_event_t *const *events, size_t count,
     return opened;
 }
 
-int hcp_case_sweep (hcp_db_t *db, int64_t since_ms, int limit, int64_t now_ms,
-                    const char *actor)
+int
+hcp_case_sweep (hcp_db_t *db, int64_t since_ms, int limit, int64_t now_ms, const char *actor)
 {
     assert (db && actor && limit > 0);
     char since[32], count[16];
@@ -666,7 +689,8 @@ typedef struct {
 //  Classifies a failed statement: lost connection, a retryable conflict,
 //  the trigger's refusal, or an unexpected error (a bug or a schema
 //  problem: logged, refused, not stored).
-static step_t s_db_failed (hcp_db_t *db, hcp_case_reply_t *reply, const char *what)
+static step_t
+s_db_failed (hcp_db_t *db, hcp_case_reply_t *reply, const char *what)
 {
     const char *state = hcp_db_sqlstate (db);
     if (hcp_db_lost (db)) {
@@ -692,8 +716,9 @@ static step_t s_db_failed (hcp_db_t *db, hcp_case_reply_t *reply, const char *wh
 //  Checks the fields of a command against its action: required ones
 //  present and not blank, no unknown ones, text valid UTF-8 and not too
 //  long. Returns 0, or -1 with the refusal in reply.
-static int s_check_fields (const hcp_case_command_t *command, const action_spec_t *spec,
-                           hcp_case_reply_t *reply)
+static int
+s_check_fields (const hcp_case_command_t *command, const action_spec_t *spec,
+                hcp_case_reply_t *reply)
 {
     for (int i = 0; spec->required[i]; i++)
         if (s_blank (hcp_case_command_get (command, spec->required[i]))) {
@@ -717,8 +742,8 @@ static int s_check_fields (const hcp_case_command_t *command, const action_spec_
                 snprintf (takes + strlen (takes), sizeof takes - strlen (takes), "%s[%s]",
                           *takes ? ", " : "", spec->optional[i]);
             s_refuse (reply, "invalid_field",
-                      "action %s does not take field '%s' (it takes: %s)", spec->action,
-                      key, *takes ? takes : "no fields");
+                      "action %s does not take field '%s' (it takes: %s)", spec->action, key,
+                      *takes ? takes : "no fields");
             return -1;
         }
         const char *value = command->values[f];
@@ -733,14 +758,14 @@ static int s_check_fields (const hcp_case_command_t *command, const action_spec_
 }
 
 //  Reads a YYYY-MM-DD field into *date, or refuses.
-static int s_date_field (const hcp_case_command_t *command, const char *key,
-                         hcp_date_t *date, hcp_case_reply_t *reply)
+static int
+s_date_field (const hcp_case_command_t *command, const char *key, hcp_date_t *date,
+              hcp_case_reply_t *reply)
 {
     const char *text = hcp_case_command_get (command, key);
     if (!text || hcp_date_parse (text, date) != 0) {
-        s_refuse (reply, "invalid_field",
-                  "field '%s' must be a date YYYY-MM-DD (got '%s')", key,
-                  text ? text : "");
+        s_refuse (reply, "invalid_field", "field '%s' must be a date YYYY-MM-DD (got '%s')",
+                  key, text ? text : "");
         return -1;
     }
     return 0;
@@ -748,8 +773,9 @@ static int s_date_field (const hcp_case_command_t *command, const char *key,
 
 //  The deadlines a transition meets, opens, moves or cancels (hcp_deadline,
 //  in this transaction). today is the business date of the action.
-static int s_deadlines (hcp_db_t *db, const char *action, int64_t case_id, int64_t now_ms,
-                        hcp_date_t today, hcp_date_t due)
+static int
+s_deadlines (hcp_db_t *db, const char *action, int64_t case_id, int64_t now_ms,
+             hcp_date_t today, hcp_date_t due)
 {
     if (!strcmp (action, "file_form")) //  Art. 21: the form reached the General Office
         return hcp_deadline_meet (db, case_id, "form", now_ms);
@@ -757,25 +783,24 @@ static int s_deadlines (hcp_db_t *db, const char *action, int64_t case_id, int64
         return hcp_deadline_open (db, case_id, "answer", today,
                                   HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", NULL);
     if (!strcmp (action, "transfer")) //  the new unit receives the form today
-        return hcp_deadline_cancel (db, case_id, "answer", now_ms) ||
-               hcp_deadline_open (db, case_id, "answer", today,
-                                  HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", NULL);
-    if (!strcmp (action, "respond_rectified_now") ||
-        !strcmp (action, "respond_explained"))
+        return hcp_deadline_cancel (db, case_id, "answer", now_ms)
+               || hcp_deadline_open (db, case_id, "answer", today,
+                                     HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", NULL);
+    if (!strcmp (action, "respond_rectified_now") || !strcmp (action, "respond_explained"))
         return hcp_deadline_meet (db, case_id, "answer", now_ms);
     if (!strcmp (action, "respond_ledger")) //  Art. 22: the deadline the unit set
-        return hcp_deadline_meet (db, case_id, "answer", now_ms) ||
-               hcp_deadline_open (db, case_id, "ledger", due, 0, "fixed", NULL);
+        return hcp_deadline_meet (db, case_id, "answer", now_ms)
+               || hcp_deadline_open (db, case_id, "ledger", due, 0, "fixed", NULL);
     if (!strcmp (action, "appeal")) //  the appeal is the unit's answer in time (Art. 23)
-        return hcp_deadline_meet (db, case_id, "answer", now_ms) ||
-               hcp_deadline_open (db, case_id, "appeal_decision", today,
-                                  HCP_DEADLINE_APPEAL_WORKING_DAYS, "working", NULL);
+        return hcp_deadline_meet (db, case_id, "answer", now_ms)
+               || hcp_deadline_open (db, case_id, "appeal_decision", today,
+                                     HCP_DEADLINE_APPEAL_WORKING_DAYS, "working", NULL);
     if (!strcmp (action, "uphold_appeal"))
         return hcp_deadline_meet (db, case_id, "appeal_decision", now_ms);
     if (!strcmp (action, "reject_appeal")) //  the unit answers within 10 working days
-        return hcp_deadline_meet (db, case_id, "appeal_decision", now_ms) ||
-               hcp_deadline_open (db, case_id, "answer", today,
-                                  HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", NULL);
+        return hcp_deadline_meet (db, case_id, "appeal_decision", now_ms)
+               || hcp_deadline_open (db, case_id, "answer", today,
+                                     HCP_DEADLINE_ANSWER_WORKING_DAYS, "working", NULL);
     if (!strcmp (action, "extend"))
         return hcp_deadline_extend (db, case_id, "ledger", due);
     if (!strcmp (action, "rectified"))
@@ -788,7 +813,8 @@ static int s_deadlines (hcp_db_t *db, const char *action, int64_t case_id, int64
 
 //  Reads the stored answer of a request id into reply. Returns 0, -1 when
 //  there is none (or on a database error, with reply set unavailable).
-static int s_replay (hcp_db_t *db, const char *request_id, hcp_case_reply_t *reply)
+static int
+s_replay (hcp_db_t *db, const char *request_id, hcp_case_reply_t *reply)
 {
     const char *params[] = {request_id};
     PGresult *res = hcp_db_run (db, "case_request_get", 1, params);
@@ -808,8 +834,7 @@ static int s_replay (hcp_db_t *db, const char *request_id, hcp_case_reply_t *rep
     snprintf (reply->state, sizeof reply->state, "%s", PQgetvalue (res, 0, 3));
     reply->version = strtoll (PQgetvalue (res, 0, 4), NULL, 10);
     reply->case_id = strtoll (PQgetvalue (res, 0, 5), NULL, 10);
-    snprintf (reply->form_number, sizeof reply->form_number, "%s",
-              PQgetvalue (res, 0, 6));
+    snprintf (reply->form_number, sizeof reply->form_number, "%s", PQgetvalue (res, 0, 6));
     reply->replayed = true;
     PQclear (res);
     return 0;
@@ -818,8 +843,9 @@ static int s_replay (hcp_db_t *db, const char *request_id, hcp_case_reply_t *rep
 //  Stores a refusal under the request id (autocommit), so that a retry gets
 //  the same answer; if another answer is already stored (a concurrent
 //  retry won), that one is returned instead.
-static void s_store_refusal (hcp_db_t *db, const hcp_case_command_t *command,
-                             int64_t now_ms, hcp_case_reply_t *reply)
+static void
+s_store_refusal (hcp_db_t *db, const hcp_case_command_t *command, int64_t now_ms,
+                 hcp_case_reply_t *reply)
 {
     char case_id[32], version[32], at[32];
     s_i64 (command->case_id, case_id, sizeof case_id);
@@ -845,8 +871,9 @@ static void s_store_refusal (hcp_db_t *db, const hcp_case_command_t *command,
         s_replay (db, command->request_id, reply);
 }
 
-static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
-                              int64_t now_ms, hcp_case_reply_t *reply)
+static step_t
+s_execute_once (hcp_db_t *db, const hcp_case_command_t *command, int64_t now_ms,
+                hcp_case_reply_t *reply)
 {
     const action_spec_t *spec = s_action_spec (command->action);
     const char *action = command->action;
@@ -874,8 +901,8 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
     PQclear (res);
     if (!claimed) {
         s_rollback (db);
-        if (s_replay (db, command->request_id, reply) != 0 &&
-            reply->status != HCP_CASE_UNAVAILABLE)
+        if (s_replay (db, command->request_id, reply) != 0
+            && reply->status != HCP_CASE_UNAVAILABLE)
             return STEP_RETRY; //  stored, then gone: cannot happen (append-mostly); try
                                //  again
         return reply->status == HCP_CASE_UNAVAILABLE ? STEP_UNAVAILABLE : STEP_DONE;
@@ -902,7 +929,7 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
     row.version = strtoll (PQgetvalue (res, 0, 1), NULL, 10);
     snprintf (row.unit_code, sizeof row.unit_code, "%s", PQgetvalue (res, 0, 2));
     snprintf (row.item_code, sizeof row.item_code, "%s", PQgetvalue (res, 0, 3));
-    row.ledger_due = (hcp_date_t)atoi (PQgetvalue (res, 0, 4));
+    row.ledger_due = (hcp_date_t) atoi (PQgetvalue (res, 0, 4));
     snprintf (row.form_number, sizeof row.form_number, "%s", PQgetvalue (res, 0, 5));
     snprintf (row.rating_id, sizeof row.rating_id, "%s", PQgetvalue (res, 0, 6));
     PQclear (res);
@@ -924,10 +951,9 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
         s_rollback (db);
         hcp_case_allowed_actions (row.state, reply->allowed, sizeof reply->allowed);
         const hcp_case_state_t *state = hcp_case_state_find (row.state);
-        s_refuse (
-            reply, "illegal_transition",
-            "case %s is in state %s (%s); action %s is not allowed there. Allowed: %s",
-            case_id, row.state, state ? state->label : "?", action, reply->allowed);
+        s_refuse (reply, "illegal_transition",
+                  "case %s is in state %s (%s); action %s is not allowed there. Allowed: %s",
+                  case_id, row.state, state ? state->label : "?", action, reply->allowed);
         return STEP_REFUSED;
     }
     if (s_check_fields (command, spec, reply) != 0) {
@@ -985,23 +1011,22 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
             if (due <= today || due > today + LEDGER_MAX_DAYS) {
                 hcp_date_format (today + LEDGER_MAX_DAYS, limit_text);
                 s_rollback (db);
-                s_refuse (
-                    reply, "invalid_field",
-                    "ledger deadline %s must be after today (%s) and at the latest %s",
-                    due_text, today_text, limit_text);
+                s_refuse (reply, "invalid_field",
+                          "ledger deadline %s must be after today (%s) and at the latest %s",
+                          due_text, today_text, limit_text);
                 return STEP_REFUSED;
             }
-        } else {
+        }
+        else {
             char current[11];
             hcp_date_format (row.ledger_due, current);
             if (due <= row.ledger_due || due <= today || due > today + LEDGER_MAX_DAYS) {
                 hcp_date_format (today + LEDGER_MAX_DAYS, limit_text);
                 s_rollback (db);
-                s_refuse (
-                    reply, "invalid_field",
-                    "the extended deadline %s must be after the current one (%s) and "
-                    "today (%s), and at the latest %s",
-                    due_text, current, today_text, limit_text);
+                s_refuse (reply, "invalid_field",
+                          "the extended deadline %s must be after the current one (%s) and "
+                          "today (%s), and at the latest %s",
+                          due_text, current, today_text, limit_text);
                 return STEP_REFUSED;
             }
         }
@@ -1010,10 +1035,9 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
         const char *kind = hcp_case_command_get (command, "kind");
         if (strcmp (kind, "mistaken") != 0 && strcmp (kind, "malicious") != 0) {
             s_rollback (db);
-            s_refuse (
-                reply, "invalid_field",
-                "field 'kind' must be mistaken (误评) or malicious (恶意差评), not '%s'",
-                kind);
+            s_refuse (reply, "invalid_field",
+                      "field 'kind' must be mistaken (误评) or malicious (恶意差评), not '%s'",
+                      kind);
             return STEP_REFUSED;
         }
     }
@@ -1039,9 +1063,8 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
     }
 
     //  5. The transition (the trigger checks it again and writes history).
-    char *details =
-        s_details_json (command, "form_number", *form_number ? form_number : NULL, "unit",
-                        *unit ? unit : NULL, NULL);
+    char *details = s_details_json (command, "form_number", *form_number ? form_number : NULL,
+                                    "unit", *unit ? unit : NULL, NULL);
     char version[32];
     s_i64 (row.version, version, sizeof version);
     const char *params[12] = {case_id, rule->to_state, action,  command->actor,
@@ -1052,7 +1075,8 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
         params[9] = hcp_case_command_get (command, "reached");
         params[10] = hcp_case_command_get (command, "method");
         nparams = 11;
-    } else if (!strcmp (action, "file_form"))
+    }
+    else if (!strcmp (action, "file_form"))
         params[nparams++] = form_number;
     else if (!strcmp (action, "assign") || !strcmp (action, "transfer"))
         params[nparams++] = unit;
@@ -1061,11 +1085,13 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
         params[9] = text;
         params[10] = *due_text ? due_text : NULL;
         nparams = 11;
-    } else if (!strcmp (action, "appeal")) {
+    }
+    else if (!strcmp (action, "appeal")) {
         params[8] = hcp_case_command_get (command, "kind");
         params[9] = reason;
         nparams = 10;
-    } else if (!strcmp (action, "extend"))
+    }
+    else if (!strcmp (action, "extend"))
         params[nparams++] = due_text;
     else if (!strcmp (action, "rectified") || !strcmp (action, "close"))
         params[nparams++] = text;
@@ -1080,8 +1106,7 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
         return step;
     }
     int64_t new_version = strtoll (PQgetvalue (res, 0, 0), NULL, 10);
-    snprintf (reply->form_number, sizeof reply->form_number, "%s",
-              PQgetvalue (res, 0, 1));
+    snprintf (reply->form_number, sizeof reply->form_number, "%s", PQgetvalue (res, 0, 1));
     char new_unit[72];
     snprintf (new_unit, sizeof new_unit, "%s", PQgetvalue (res, 0, 2));
     PQclear (res);
@@ -1094,7 +1119,8 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
     }
     if (s_emit (db, command->case_id, row.rating_id, action, row.state, rule->to_state,
                 new_version, command->actor, now_ms, new_unit, row.item_code,
-                reply->form_number) != 0) {
+                reply->form_number)
+        != 0) {
         step_t step = s_db_failed (db, reply, "writing the event");
         s_rollback (db);
         return step;
@@ -1106,21 +1132,20 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
     snprintf (reply->state, sizeof reply->state, "%s", rule->to_state);
     reply->version = new_version;
     if (*form_number)
-        snprintf (reply->message, sizeof reply->message, "case %s: %s → %s, form %s",
-                  case_id, row.state, rule->to_state, form_number);
+        snprintf (reply->message, sizeof reply->message, "case %s: %s → %s, form %s", case_id,
+                  row.state, rule->to_state, form_number);
     else if (*unit)
-        snprintf (reply->message, sizeof reply->message, "case %s: %s → %s, unit %s",
-                  case_id, row.state, rule->to_state, unit);
+        snprintf (reply->message, sizeof reply->message, "case %s: %s → %s, unit %s", case_id,
+                  row.state, rule->to_state, unit);
     else if (*due_text)
-        snprintf (reply->message, sizeof reply->message, "case %s: %s → %s, due %s",
-                  case_id, row.state, rule->to_state, due_text);
+        snprintf (reply->message, sizeof reply->message, "case %s: %s → %s, due %s", case_id,
+                  row.state, rule->to_state, due_text);
     else
         snprintf (reply->message, sizeof reply->message, "case %s: %s → %s", case_id,
                   row.state, rule->to_state);
     char new_version_text[32];
     s_i64 (new_version, new_version_text, sizeof new_version_text);
-    const char *done[] = {command->request_id, reply->message, reply->state,
-                          new_version_text};
+    const char *done[] = {command->request_id, reply->message, reply->state, new_version_text};
     res = hcp_db_run (db, "case_request_done", 4, done);
     bool ok = hcp_db_ok (db, res);
     PQclear (res);
@@ -1132,8 +1157,9 @@ static step_t s_execute_once (hcp_db_t *db, const hcp_case_command_t *command,
     return STEP_DONE;
 }
 
-void hcp_case_execute (hcp_db_t *db, const hcp_case_command_t *command, int64_t now_ms,
-                       hcp_case_reply_t *reply)
+void
+hcp_case_execute (hcp_db_t *db, const hcp_case_command_t *command, int64_t now_ms,
+                  hcp_case_reply_t *reply)
 {
     assert (db && command && reply);
     memset (reply, 0, sizeof *reply);
@@ -1145,23 +1171,23 @@ void hcp_case_execute (hcp_db_t *db, const hcp_case_command_t *command, int64_t 
                   "a command needs a request id of 1 to 128 characters");
         return;
     }
-    if (s_blank (command->actor) || strlen (command->actor) > 128 ||
-        !s_utf8_valid (command->actor)) {
+    if (s_blank (command->actor) || strlen (command->actor) > 128
+        || !s_utf8_valid (command->actor)) {
         s_refuse (reply, "invalid_command",
                   "a command needs an actor (who acts), 1 to 128 "
                   "characters of UTF-8");
         return;
     }
     if (command->case_id <= 0) {
-        s_refuse (reply, "invalid_command",
-                  "a command needs a case number (got %" PRId64 ")", command->case_id);
+        s_refuse (reply, "invalid_command", "a command needs a case number (got %" PRId64 ")",
+                  command->case_id);
         return;
     }
     if (!s_action_spec (command->action)) {
         char actions[512] = "";
         for (size_t i = 0; i < ACTION_COUNT; i++)
-            snprintf (actions + strlen (actions), sizeof actions - strlen (actions),
-                      "%s%s", i ? ", " : "", s_actions[i].action);
+            snprintf (actions + strlen (actions), sizeof actions - strlen (actions), "%s%s",
+                      i ? ", " : "", s_actions[i].action);
         s_refuse (reply, "unknown_action", "unknown action '%s' (actions: %s)",
                   command->action, actions);
         return;
@@ -1179,6 +1205,5 @@ void hcp_case_execute (hcp_db_t *db, const hcp_case_command_t *command, int64_t 
             s_store_refusal (db, command, now_ms, reply);
         return;
     }
-    s_refuse (reply, "internal_error",
-              "the command kept conflicting with others; try again");
+    s_refuse (reply, "internal_error", "the command kept conflicting with others; try again");
 }

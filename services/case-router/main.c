@@ -26,8 +26,7 @@
 #define DEFAULT_BIND "tcp://127.0.0.1:5570"
 
 static const hcp_service_info_t s_info = {
-    "case-router",
-    "opens a case for every bad rating and applies staff commands to cases",
+    "case-router", "opens a case for every bad rating and applies staff commands to cases",
     "  database.conninfo              PostgreSQL conninfo (default: libpq's PG* "
     "environment)\n"
     "  bus.subscribe                  XPUB endpoint of hcp-bus "
@@ -67,7 +66,8 @@ typedef struct {
 // Commands
 // ---------------------------------------------------------------------------
 
-static Hcp__V1__CaseStatus s_status (hcp_case_status_t status)
+static Hcp__V1__CaseStatus
+s_status (hcp_case_status_t status)
 {
     return status == HCP_CASE_OK        ? HCP__V1__CASE_STATUS__CASE_OK
            : status == HCP_CASE_REFUSED ? HCP__V1__CASE_STATUS__CASE_REFUSED
@@ -76,27 +76,28 @@ static Hcp__V1__CaseStatus s_status (hcp_case_status_t status)
 
 //  Splits "a, b, c" into the reply's allowed_actions (pointers into buf,
 //  which is modified).
-static size_t s_split_allowed (char *buf, char **items, size_t max)
+static size_t
+s_split_allowed (char *buf, char **items, size_t max)
 {
     size_t count = 0;
-    for (char *token = strtok (buf, ", "); token && count < max;
-         token = strtok (NULL, ", "))
+    for (char *token = strtok (buf, ", "); token && count < max; token = strtok (NULL, ", "))
         if (strcmp (token, "none") != 0)
             items[count++] = token;
     return count;
 }
 
-static zframe_t *s_encode_reply (const char *request_id, const hcp_case_reply_t *reply)
+static zframe_t *
+s_encode_reply (const char *request_id, const hcp_case_reply_t *reply)
 {
     Hcp__V1__CaseReply message = HCP__V1__CASE_REPLY__INIT;
-    message.request_id = (char *)request_id;
+    message.request_id = (char *) request_id;
     message.status = s_status (reply->status);
-    message.code = (char *)reply->code;
-    message.message = (char *)reply->message;
+    message.code = (char *) reply->code;
+    message.message = (char *) reply->message;
     message.case_id = reply->case_id;
-    message.state = (char *)reply->state;
+    message.state = (char *) reply->state;
     message.version = reply->version;
-    message.form_number = (char *)reply->form_number;
+    message.form_number = (char *) reply->form_number;
     message.replayed = reply->replayed;
     char allowed[sizeof reply->allowed];
     snprintf (allowed, sizeof allowed, "%s", reply->allowed);
@@ -112,7 +113,8 @@ static zframe_t *s_encode_reply (const char *request_id, const hcp_case_reply_t 
 //  One request: [identity][envelope...][CaseCommand] →
 //  [identity][envelope...][CaseReply]. A REQ client's empty delimiter is part of the
 //  envelope and comes back.
-static void s_handle_command (router_t *self, zmsg_t *msg)
+static void
+s_handle_command (router_t *self, zmsg_t *msg)
 {
     zframe_t *body = zmsg_last (msg);
     if (!body || zmsg_size (msg) < 2) {
@@ -122,22 +124,21 @@ static void s_handle_command (router_t *self, zmsg_t *msg)
     hcp_case_reply_t reply;
     memset (&reply, 0, sizeof reply);
     const char *request_id = "";
-    Hcp__V1__CaseCommand *command =
-        hcp__v1__case_command__unpack (NULL, zframe_size (body), zframe_data (body));
+    Hcp__V1__CaseCommand *command = hcp__v1__case_command__unpack (NULL, zframe_size (body),
+                                                                   zframe_data (body));
     if (!command) {
         reply.status = HCP_CASE_REFUSED;
         snprintf (reply.code, sizeof reply.code, "invalid_command");
         snprintf (reply.message, sizeof reply.message,
-                  "the message is not a hcp.v1.CaseCommand (%zu bytes)",
-                  zframe_size (body));
-    } else {
+                  "the message is not a hcp.v1.CaseCommand (%zu bytes)", zframe_size (body));
+    }
+    else {
         request_id = command->request_id;
-        hcp_case_command_t *cmd = hcp_case_command_new (
-            command->request_id, command->actor, command->action, command->case_id);
+        hcp_case_command_t *cmd = hcp_case_command_new (command->request_id, command->actor,
+                                                        command->action, command->case_id);
         hcp_case_command_expect_version (cmd, command->expected_version);
         for (size_t i = 0; i < command->n_fields; i++)
-            hcp_case_command_set (cmd, command->fields[i]->key,
-                                  command->fields[i]->value);
+            hcp_case_command_set (cmd, command->fields[i]->key, command->fields[i]->value);
         int64_t started = zclock_usecs ();
         hcp_case_execute (self->db, cmd, hcp_clock_now_ms (), &reply);
         char case_id[32], elapsed[32];
@@ -167,7 +168,8 @@ static void s_handle_command (router_t *self, zmsg_t *msg)
 // Events and sweep
 // ---------------------------------------------------------------------------
 
-static void s_subscribe (router_t *self)
+static void
+s_subscribe (router_t *self)
 {
     hcp_sub_destroy (&self->sub);
     if (!self->events)
@@ -186,7 +188,8 @@ static void s_subscribe (router_t *self)
 //  Drains what the subscriber has. On a database error the subscriber is
 //  rebuilt from the stored offset once the database is back, so the event
 //  that failed is handled again.
-static void s_drain_events (router_t *self)
+static void
+s_drain_events (router_t *self)
 {
     if (!self->sub)
         return;
@@ -220,14 +223,14 @@ static void s_drain_events (router_t *self)
     }
 }
 
-static void s_sweep (router_t *self)
+static void
+s_sweep (router_t *self)
 {
     int64_t now_ms = hcp_clock_now_ms ();
     //  At start-up (and after the database came back) every bad rating is
     //  checked; later only the recent ones, which keeps the sweep cheap as
     //  the ratings table grows for years.
-    int64_t since_ms =
-        self->swept_all ? now_ms - self->sweep_lookback_days * 86400000LL : 0;
+    int64_t since_ms = self->swept_all ? now_ms - self->sweep_lookback_days * 86400000LL : 0;
     int total = 0;
     while (!hcp_service_stopping ()) {
         int opened = hcp_case_sweep (self->db, since_ms, self->sweep_batch, now_ms,
@@ -249,25 +252,25 @@ static void s_sweep (router_t *self)
 
 // ---------------------------------------------------------------------------
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     hcp_config_t *config = hcp_service_start (&s_info, &argc, argv);
     router_t self;
     memset (&self, 0, sizeof self);
     self.conninfo = hcp_service_conninfo (config);
-    self.bus_endpoint =
-        hcp_service_str (config, "bus.subscribe", HCP_BUS_SUBSCRIBE_ENDPOINT);
+    self.bus_endpoint = hcp_service_str (config, "bus.subscribe", HCP_BUS_SUBSCRIBE_ENDPOINT);
     const char *bind = hcp_service_str (config, "case_router.bind", DEFAULT_BIND);
     self.events = hcp_service_bool (config, "case_router.events", true);
-    self.sweep_interval_ms =
-        hcp_service_int (config, "case_router.sweep_interval_ms", 30000, 100, 86400000);
-    self.sweep_lookback_days =
-        (int)hcp_service_int (config, "case_router.sweep_lookback_days", 60, 1, 3660);
-    self.sweep_batch =
-        (int)hcp_service_int (config, "case_router.sweep_batch", 500, 1, 100000);
+    self.sweep_interval_ms = hcp_service_int (config, "case_router.sweep_interval_ms", 30000,
+                                              100, 86400000);
+    self.sweep_lookback_days = (int) hcp_service_int (
+        config, "case_router.sweep_lookback_days", 60, 1, 3660);
+    self.sweep_batch = (int) hcp_service_int (config, "case_router.sweep_batch", 500, 1,
+                                              100000);
     char *error = NULL;
-    if (hcp_calendar_configure (config, &error) != 0 ||
-        hcp_deadline_configure (config, &error) != 0) {
+    if (hcp_calendar_configure (config, &error) != 0
+        || hcp_deadline_configure (config, &error) != 0) {
         hcp_error ("configuration: %s", error);
         free (error);
         hcp_config_destroy (&config);
@@ -279,17 +282,16 @@ int main (int argc, char **argv)
     //  A reply to a client that went away is dropped, not an error.
     zsock_set_router_mandatory (self.router, 0);
     if (zsock_bind (self.router, "%s", bind) < 0) {
-        hcp_error (
-            "cannot bind case_router.bind %s: %s (another instance on this address? "
-            "give each instance its own endpoint)",
-            bind, zmq_strerror (zmq_errno ()));
+        hcp_error ("cannot bind case_router.bind %s: %s (another instance on this address? "
+                   "give each instance its own endpoint)",
+                   bind, zmq_strerror (zmq_errno ()));
         zsock_destroy (&self.router);
         hcp_config_destroy (&config);
         return 1;
     }
 
     char name[64];
-    snprintf (name, sizeof name, "case-router:%d", (int)getpid ());
+    snprintf (name, sizeof name, "case-router:%d", (int) getpid ());
     self.db = hcp_db_new (self.conninfo, name);
     if (hcp_db_ensure (self.db, -1, hcp_service_stop_flag ()) != 0) {
         zsock_destroy (&self.router);

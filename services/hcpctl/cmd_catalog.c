@@ -13,10 +13,11 @@
 static int
 s_usage (void)
 {
-    printf ("Usage: hcpctl catalog load FILE   load units and items (YAML) in one transaction\n"
-            "       hcpctl catalog list        print the catalog\n\n"
-            "FILE has 'units' (code, name, contact, phone) and 'items' (code, name, unit,\n"
-            "disclosable). See deploy/config/catalog.yaml.\n");
+    printf (
+        "Usage: hcpctl catalog load FILE   load units and items (YAML) in one transaction\n"
+        "       hcpctl catalog list        print the catalog\n\n"
+        "FILE has 'units' (code, name, contact, phone) and 'items' (code, name, unit,\n"
+        "disclosable). See deploy/config/catalog.yaml.\n");
     return 0;
 }
 
@@ -60,14 +61,16 @@ s_load (hcp_config_t *config, const char *path)
         return 1;
     }
     int rc = 1;
-    hcp_db_prepare (db, "unit_upsert",
-                    "INSERT INTO units (unit_code, name, contact, phone) VALUES ($1,$2,$3,$4) "
-                    "ON CONFLICT (unit_code) DO UPDATE SET name = $2, contact = $3, phone = $4, "
-                    "updated_at = now()");
-    hcp_db_prepare (db, "item_upsert",
-                    "INSERT INTO service_items (item_code, name, unit_code, disclosable, active) "
-                    "VALUES ($1,$2,$3,$4,true) ON CONFLICT (item_code) DO UPDATE SET name = $2, "
-                    "unit_code = $3, disclosable = $4, active = true, updated_at = now()");
+    hcp_db_prepare (
+        db, "unit_upsert",
+        "INSERT INTO units (unit_code, name, contact, phone) VALUES ($1,$2,$3,$4) "
+        "ON CONFLICT (unit_code) DO UPDATE SET name = $2, contact = $3, phone = $4, "
+        "updated_at = now()");
+    hcp_db_prepare (
+        db, "item_upsert",
+        "INSERT INTO service_items (item_code, name, unit_code, disclosable, active) "
+        "VALUES ($1,$2,$3,$4,true) ON CONFLICT (item_code) DO UPDATE SET name = $2, "
+        "unit_code = $3, disclosable = $4, active = true, updated_at = now()");
     if (hcp_db_exec (db, "BEGIN") != 0
         || hcp_db_exec (db, "CREATE TEMP TABLE loaded_items (item_code text) ON COMMIT DROP")
                != 0)
@@ -75,10 +78,9 @@ s_load (hcp_config_t *config, const char *path)
     hcp_db_prepare (db, "item_loaded", "INSERT INTO loaded_items VALUES ($1)");
     for (size_t i = 0; i < hcp_config_size (units); i++) {
         hcp_config_t *unit = hcp_config_child (units, i);
-        const char *row[4] = {s_field (catalog, unit, "code", 1),
-                              s_field (catalog, unit, "name", 1),
-                              s_field (catalog, unit, "contact", 0),
-                              s_field (catalog, unit, "phone", 0)};
+        const char *row[4] = {
+            s_field (catalog, unit, "code", 1), s_field (catalog, unit, "name", 1),
+            s_field (catalog, unit, "contact", 0), s_field (catalog, unit, "phone", 0)};
         if (!row[0] || !row[1])
             goto fail_file;
         PGresult *res = hcp_db_run (db, "unit_upsert", 4, row);
@@ -153,10 +155,10 @@ s_list (hcp_config_t *config)
     hcp_db_t *db = hcpctl_connect (config);
     if (!db)
         return 1;
-    PGresult *res = PQexec (hcp_db_conn (db),
-                            "SELECT i.item_code, i.unit_code, u.name, i.active, i.disclosable, "
-                            "i.name FROM service_items i JOIN units u USING (unit_code) "
-                            "ORDER BY i.item_code");
+    PGresult *res = PQexec (
+        hcp_db_conn (db), "SELECT i.item_code, i.unit_code, u.name, i.active, i.disclosable, "
+                          "i.name FROM service_items i JOIN units u USING (unit_code) "
+                          "ORDER BY i.item_code");
     int rc = 1;
     if (hcp_db_ok (db, res)) {
         printf ("%-14s %-6s %-8s %-11s %s\n", "item", "unit", "active", "disclosable", "name");

@@ -149,13 +149,14 @@ hcpctl_migrate (hcp_config_t *config, int argc, char **argv)
     int check_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp (argv[i], "--help")) {
-            printf ("Usage: hcpctl migrate [--dir DIR] [--status]\n\n"
-                    "Applies the numbered migrations (NNN_name.sql) that the database lacks, "
-                    "each in its own\ntransaction. Safe to run again. Refuses a database whose "
-                    "schema is newer than DIR.\n\n"
-                    "  --dir DIR   migrations folder (default: config database.migrations, "
-                    "else deploy/sql)\n"
-                    "  --status    show applied and pending migrations, change nothing\n");
+            printf (
+                "Usage: hcpctl migrate [--dir DIR] [--status]\n\n"
+                "Applies the numbered migrations (NNN_name.sql) that the database lacks, "
+                "each in its own\ntransaction. Safe to run again. Refuses a database whose "
+                "schema is newer than DIR.\n\n"
+                "  --dir DIR   migrations folder (default: config database.migrations, "
+                "else deploy/sql)\n"
+                "  --status    show applied and pending migrations, change nothing\n");
             return 0;
         }
         else if (!strcmp (argv[i], "--dir") && i + 1 < argc)
@@ -191,19 +192,19 @@ hcpctl_migrate (hcp_config_t *config, int argc, char **argv)
     PGresult *res = NULL;
     if (hcp_db_exec (db, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")") != 0
         || hcp_db_exec (db, "SET client_min_messages = warning") != 0
-        || hcp_db_exec (db,
-                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                        " version integer PRIMARY KEY, name text NOT NULL,"
-                        " checksum text NOT NULL,"
-                        " applied_at timestamptz NOT NULL DEFAULT now());"
-                        "COMMENT ON TABLE schema_migrations IS 'Migrations applied by hcpctl "
-                        "migrate: the schema version is the highest version here.';"
-                        "COMMENT ON COLUMN schema_migrations.version IS 'NNN of NNN_name.sql.';"
-                        "COMMENT ON COLUMN schema_migrations.name IS 'File name applied.';"
-                        "COMMENT ON COLUMN schema_migrations.checksum IS 'md5 of the file as "
-                        "applied: an edited migration is reported.';"
-                        "COMMENT ON COLUMN schema_migrations.applied_at IS 'When it was "
-                        "applied.';")
+        || hcp_db_exec (
+               db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version integer PRIMARY KEY, name text NOT NULL,"
+                   " checksum text NOT NULL,"
+                   " applied_at timestamptz NOT NULL DEFAULT now());"
+                   "COMMENT ON TABLE schema_migrations IS 'Migrations applied by hcpctl "
+                   "migrate: the schema version is the highest version here.';"
+                   "COMMENT ON COLUMN schema_migrations.version IS 'NNN of NNN_name.sql.';"
+                   "COMMENT ON COLUMN schema_migrations.name IS 'File name applied.';"
+                   "COMMENT ON COLUMN schema_migrations.checksum IS 'md5 of the file as "
+                   "applied: an edited migration is reported.';"
+                   "COMMENT ON COLUMN schema_migrations.applied_at IS 'When it was "
+                   "applied.';")
                != 0) {
         fprintf (stderr, "hcpctl migrate: %s\n", hcp_db_error (db));
         goto done;
@@ -242,8 +243,8 @@ hcpctl_migrate (hcp_config_t *config, int argc, char **argv)
             if (atoi (PQgetvalue (res, row, 0)) == migration->version)
                 applied_sum = PQgetvalue (res, row, 2);
         const char *params[] = {text};
-        PGresult *sum = PQexecParams (hcp_db_conn (db), "SELECT md5($1)", 1, NULL, params, NULL,
-                                      NULL, 0);
+        PGresult *sum = PQexecParams (hcp_db_conn (db), "SELECT md5($1)", 1, NULL, params,
+                                      NULL, NULL, 0);
         char checksum[40] = "";
         if (hcp_db_ok (db, sum))
             snprintf (checksum, sizeof checksum, "%s", PQgetvalue (sum, 0, 0));
@@ -281,7 +282,8 @@ hcpctl_migrate (hcp_config_t *config, int argc, char **argv)
         free (text);
         if (!ok) {
             printf ("failed\n");
-            fprintf (stderr, "hcpctl migrate: %s: %s\nNothing of this migration was applied.\n",
+            fprintf (stderr,
+                     "hcpctl migrate: %s: %s\nNothing of this migration was applied.\n",
                      migration->name, hcp_db_error (db));
             hcp_db_exec (db, "ROLLBACK");
             goto done;

@@ -73,7 +73,8 @@ typedef struct {
     size_t kept_count, kept_capacity;
 } sample_t;
 
-static uint64_t s_random (sample_t *self)
+static uint64_t
+s_random (sample_t *self)
 {
     //  xorshift64*: a repeatable sequence for a given --seed.
     self->random ^= self->random >> 12;
@@ -82,17 +83,20 @@ static uint64_t s_random (sample_t *self)
     return self->random * 2685821657736338717ULL;
 }
 
-static int s_below (sample_t *self, int n)
+static int
+s_below (sample_t *self, int n)
 {
-    return (int)(s_random (self) % (uint64_t)n);
+    return (int) (s_random (self) % (uint64_t) n);
 }
 
-static bool s_chance (sample_t *self, int percent)
+static bool
+s_chance (sample_t *self, int percent)
 {
     return s_below (self, 1000) < percent * 10;
 }
 
-static void s_count_code (sample_t *self, const char *code)
+static void
+s_count_code (sample_t *self, const char *code)
 {
     for (int i = 0; i < S_CODES; i++) {
         if (!self->codes[i][0])
@@ -104,18 +108,18 @@ static void s_count_code (sample_t *self, const char *code)
     }
 }
 
-static void s_take (sample_t *self, const hcp_client_result_t *result)
+static void
+s_take (sample_t *self, const hcp_client_result_t *result)
 {
-    const sent_t *sent = &self->sent[(size_t)(intptr_t)result->tag];
+    const sent_t *sent = &self->sent[(size_t) (intptr_t) result->tag];
     self->answers[sent->channel][result->status]++;
     if (result->status == HCP_CLIENT_ACCEPTED && sent->bad)
         self->bad_ratings[sent->channel]++;
     if (result->status == HCP_CLIENT_REJECTED)
         s_count_code (self, result->code);
-    bool expected =
-        (sent->expect == E_STORED && result->status == HCP_CLIENT_ACCEPTED) ||
-        (sent->expect == E_DUPLICATE && result->status == HCP_CLIENT_DUPLICATE) ||
-        (sent->expect == E_REJECTED && result->status == HCP_CLIENT_REJECTED);
+    bool expected = (sent->expect == E_STORED && result->status == HCP_CLIENT_ACCEPTED)
+                    || (sent->expect == E_DUPLICATE && result->status == HCP_CLIENT_DUPLICATE)
+                    || (sent->expect == E_REJECTED && result->status == HCP_CLIENT_REJECTED);
     if (!expected) {
         self->unexpected++;
         fprintf (stderr, "hcpctl sample: %s %s answered %s %s %s\n",
@@ -125,8 +129,8 @@ static void s_take (sample_t *self, const hcp_client_result_t *result)
 }
 
 //  Sends one submission, remembering what is expected of it.
-static void s_send (sample_t *self, const Hcp__V1__Submit *submit, int channel, bool bad,
-                    expect_t expect)
+static void
+s_send (sample_t *self, const Hcp__V1__Submit *submit, int channel, bool bad, expect_t expect)
 {
     if (self->sent_count == self->sent_capacity) {
         self->sent_capacity = self->sent_capacity ? self->sent_capacity * 2 : 1024;
@@ -135,12 +139,12 @@ static void s_send (sample_t *self, const Hcp__V1__Submit *submit, int channel, 
             abort ();
     }
     size_t index = self->sent_count++;
-    self->sent[index] =
-        (sent_t){channel >= 1 && channel <= 7 ? channel : 0,
-                 submit->fact_case == HCP__V1__SUBMIT__FACT_RATING, bad, expect};
+    self->sent[index] = (sent_t){channel >= 1 && channel <= 7 ? channel : 0,
+                                 submit->fact_case == HCP__V1__SUBMIT__FACT_RATING, bad,
+                                 expect};
     self->sent_by_channel[self->sent[index].channel]++;
     //  The same id may still be in flight (a resend of a resend): wait.
-    while (hcp_client_send (self->client, submit, (void *)(intptr_t)index) != 0) {
+    while (hcp_client_send (self->client, submit, (void *) (intptr_t) index) != 0) {
         hcp_client_result_t result;
         if (errno != EEXIST || hcp_client_wait (self->client, -1, &result) != 1)
             return;
@@ -148,7 +152,8 @@ static void s_send (sample_t *self, const Hcp__V1__Submit *submit, int channel, 
     }
 }
 
-static void s_drain (sample_t *self)
+static void
+s_drain (sample_t *self)
 {
     hcp_client_result_t result;
     while (hcp_client_wait (self->client, -1, &result) == 1)
@@ -171,9 +176,8 @@ static const char *s_good_comments[] = {"",
                                         "自助终端操作简单",
                                         "电话咨询一次就讲清楚了"};
 static const char *s_bad_comments[] = {
-    "等待时间太长，排队两个多小时", "材料要求前后不一致，多跑了三次",
-    "热线电话一直打不通",           "系统经常卡顿，提交失败好几次",
-    "工作人员解释不清楚，态度冷淡", "办结时间超过承诺时限"};
+    "等待时间太长，排队两个多小时", "材料要求前后不一致，多跑了三次", "热线电话一直打不通",
+    "系统经常卡顿，提交失败好几次", "工作人员解释不清楚，态度冷淡",   "办结时间超过承诺时限"};
 static const char *s_names[] = {"张伟", "王芳", "李娜", "刘洋",
                                 "陈静", "杨磊", "赵敏", "黄强"};
 
@@ -186,7 +190,8 @@ typedef struct {
     int64_t at_ms;
 } delivery_t;
 
-static int s_rater_type (sample_t *self)
+static int
+s_rater_type (sample_t *self)
 {
     int roll = s_below (self, 100);
     return roll < 70   ? 1 //  natural person
@@ -199,36 +204,37 @@ static int s_rater_type (sample_t *self)
 
 //  Grades of one rating on channel: which dimensions the channel rates, and
 //  good or bad.
-static bool s_grades (sample_t *self, int channel, Hcp__V1__Rating *rating)
+static bool
+s_grades (sample_t *self, int channel, Hcp__V1__Rating *rating)
 {
     bool bad = s_chance (self, 8);
     Hcp__V1__Grade *dims[3] = {&rating->standardization, &rating->convenience,
                                &rating->accuracy};
     for (int d = 0; d < 3; d++)
-        *dims[d] = (Hcp__V1__Grade)(1 + s_below (self, 3)); //  1..3: good
+        *dims[d] = (Hcp__V1__Grade) (1 + s_below (self, 3)); //  1..3: good
     if (bad) {
         int worst = s_below (self, 3);
-        *dims[worst] = (Hcp__V1__Grade)(4 + s_below (self, 2));
+        *dims[worst] = (Hcp__V1__Grade) (4 + s_below (self, 2));
         if (s_chance (self, 40))
-            *dims[(worst + 1) % 3] = (Hcp__V1__Grade)(4 + s_below (self, 2));
+            *dims[(worst + 1) % 3] = (Hcp__V1__Grade) (4 + s_below (self, 2));
     }
     //  The hotline IVR asks one overall question; some devices skip one.
     if (channel == HCP__V1__CHANNEL__CHANNEL_HOTLINE) {
-        Hcp__V1__Grade keep = bad ? (Hcp__V1__Grade)(4 + s_below (self, 2)) : *dims[0];
+        Hcp__V1__Grade keep = bad ? (Hcp__V1__Grade) (4 + s_below (self, 2)) : *dims[0];
         *dims[0] = keep;
         *dims[1] = *dims[2] = HCP__V1__GRADE__GRADE_UNRATED;
-    } else if (s_chance (self, 10)) {
+    }
+    else if (s_chance (self, 10)) {
         int skip = s_below (self, 3);
         if (*dims[skip] < 4 || !bad)
             *dims[skip] = HCP__V1__GRADE__GRADE_UNRATED;
     }
-    return rating->standardization >= 4 || rating->convenience >= 4 ||
-           rating->accuracy >= 4;
+    return rating->standardization >= 4 || rating->convenience >= 4 || rating->accuracy >= 4;
 }
 
-static void s_rating_for (sample_t *self, const delivery_t *delivery, int64_t now_ms,
-                          char *id, Hcp__V1__Rating *rating, Hcp__V1__Rater *rater,
-                          bool *bad)
+static void
+s_rating_for (sample_t *self, const delivery_t *delivery, int64_t now_ms, char *id,
+              Hcp__V1__Rating *rating, Hcp__V1__Rater *rater, bool *bad)
 {
     static const Hcp__V1__Rating rating_init = HCP__V1__RATING__INIT;
     static const Hcp__V1__Rater rater_init = HCP__V1__RATER__INIT;
@@ -237,27 +243,28 @@ static void s_rating_for (sample_t *self, const delivery_t *delivery, int64_t no
     int64_t span = now_ms - delivery->at_ms;
     if (span > 2 * 86400000LL)
         span = 2 * 86400000LL;
-    int64_t at = delivery->at_ms + 60000 +
-                 (int64_t)(s_random (self) % (uint64_t)(span > 60000 ? span - 60000 : 1));
+    int64_t at = delivery->at_ms + 60000
+                 + (int64_t) (s_random (self) % (uint64_t) (span > 60000 ? span - 60000 : 1));
     hcp_uuid_v7 (at, id);
     rating->rating_id = id;
-    rating->delivery_id = (char *)delivery->id;
-    rating->item_code = (char *)delivery->item;
-    rating->channel = (Hcp__V1__Channel)delivery->channel;
-    rating->stage = (Hcp__V1__Stage)delivery->stage;
+    rating->delivery_id = (char *) delivery->id;
+    rating->item_code = (char *) delivery->item;
+    rating->channel = (Hcp__V1__Channel) delivery->channel;
+    rating->stage = (Hcp__V1__Stage) delivery->stage;
     rating->rating_count = s_chance (self, 5) ? 2 : 1;
-    rater->type = (Hcp__V1__RaterType)delivery->rater_type;
+    rater->type = (Hcp__V1__RaterType) delivery->rater_type;
     rating->rater = rater;
     rating->rated_at_ms = at;
     *bad = s_grades (self, delivery->channel, rating);
-    rating->comment = (char *)(*bad ? s_bad_comments[s_below (self, 6)]
-                                    : s_good_comments[s_below (self, 12)]);
+    rating->comment = (char *) (*bad ? s_bad_comments[s_below (self, 6)]
+                                     : s_good_comments[s_below (self, 12)]);
 }
 
 //  --------------------------------------------------------------------------
 
 //  Keeps an encoded copy of submit, to send it again later.
-static void s_keep (sample_t *self, const Hcp__V1__Submit *submit)
+static void
+s_keep (sample_t *self, const Hcp__V1__Submit *submit)
 {
     if (self->kept_count == self->kept_capacity) {
         self->kept_capacity = self->kept_capacity ? self->kept_capacity * 2 : 64;
@@ -275,9 +282,9 @@ static void s_keep (sample_t *self, const Hcp__V1__Submit *submit)
 }
 
 //  One or more of each kind of bad input, all expected to be rejected.
-static void s_send_invalid (sample_t *self, const delivery_t *first,
-                            const delivery_t *second, const char *item, int64_t now_ms,
-                            const char *prefix)
+static void
+s_send_invalid (sample_t *self, const delivery_t *first, const delivery_t *second,
+                const char *item, int64_t now_ms, const char *prefix)
 {
     static const Hcp__V1__Submit submit_init = HCP__V1__SUBMIT__INIT;
     enum {
@@ -321,16 +328,16 @@ static void s_send_invalid (sample_t *self, const delivery_t *first,
         char delivery_id[80];
         switch (kind) {
         case BAD_ITEM:
-            rating.item_code = (char *)"999999999999";
+            rating.item_code = (char *) "999999999999";
             break;
         case BAD_CHANNEL:
-            rating.channel = (Hcp__V1__Channel)12;
+            rating.channel = (Hcp__V1__Channel) 12;
             break;
         case BAD_STAGE:
-            rating.stage = (Hcp__V1__Stage)9;
+            rating.stage = (Hcp__V1__Stage) 9;
             break;
         case BAD_GRADE:
-            rating.accuracy = (Hcp__V1__Grade)7;
+            rating.accuracy = (Hcp__V1__Grade) 7;
             break;
         case BAD_COUNT:
             rating.rating_count = 3;
@@ -343,8 +350,8 @@ static void s_send_invalid (sample_t *self, const delivery_t *first,
             rating.rated_at_ms = now_ms + 3600 * 1000;
             break;
         case BEFORE_DELIVERY:
-            rating.delivery_id = (char *)second->id;
-            rating.item_code = (char *)second->item;
+            rating.delivery_id = (char *) second->id;
+            rating.item_code = (char *) second->item;
             rating.rated_at_ms = second->at_ms - 3600 * 1000;
             break;
         case UNKNOWN_DELIVERY:
@@ -355,13 +362,13 @@ static void s_send_invalid (sample_t *self, const delivery_t *first,
             rating.comment = long_comment;
             break;
         case BAD_UTF8:
-            rating.comment = (char *)"\xe5\x8a\x9e\xe4 half a character";
+            rating.comment = (char *) "\xe5\x8a\x9e\xe4 half a character";
             break;
         case NO_RATER_TYPE:
             rater.type = HCP__V1__RATER_TYPE__RATER_TYPE_UNSPECIFIED;
             break;
         case BAD_UUID:
-            rating.rating_id = (char *)"not-a-uuid-1234";
+            rating.rating_id = (char *) "not-a-uuid-1234";
             break;
         case CONFLICT:
             //  An id stored earlier in this run (the first kept rating),
@@ -372,7 +379,7 @@ static void s_send_invalid (sample_t *self, const delivery_t *first,
                 if (old && old->fact_case == HCP__V1__SUBMIT__FACT_RATING) {
                     snprintf (id, sizeof id, "%s", old->rating->rating_id);
                     hcp__v1__submit__free_unpacked (old, NULL);
-                    rating.comment = (char *)"内容被修改后重发";
+                    rating.comment = (char *) "内容被修改后重发";
                     break;
                 }
                 if (old)
@@ -383,8 +390,8 @@ static void s_send_invalid (sample_t *self, const delivery_t *first,
             rating.comment = huge_comment;
             break;
         case BAD_DELIVERY_ID:
-            delivery.delivery_id = (char *)"has spaces in it";
-            delivery.item_code = (char *)item;
+            delivery.delivery_id = (char *) "has spaces in it";
+            delivery.item_code = (char *) item;
             delivery.stage = HCP__V1__STAGE__STAGE_APPLICATION;
             delivery.channel = HCP__V1__CHANNEL__CHANNEL_ONLINE;
             delivery.rater = &rater;
@@ -399,10 +406,11 @@ static void s_send_invalid (sample_t *self, const delivery_t *first,
     free (huge_comment);
 }
 
-static void s_print_summary (sample_t *self)
+static void
+s_print_summary (sample_t *self)
 {
-    printf ("%-16s %8s %9s %10s %9s %7s %12s\n", "channel", "sent", "accepted",
-            "duplicate", "rejected", "failed", "bad ratings");
+    printf ("%-16s %8s %9s %10s %9s %7s %12s\n", "channel", "sent", "accepted", "duplicate",
+            "rejected", "failed", "bad ratings");
     long total[6] = {0};
     for (int c = 1; c <= 8; c++) {
         int channel = c % 8; //  the undecodable message (channel 0) last
@@ -418,8 +426,8 @@ static void s_print_summary (sample_t *self)
             total[s] += a[s];
         total[5] += self->bad_ratings[channel];
     }
-    printf ("%-16s %8ld %9ld %10ld %9ld %7ld %12ld\n", "total", total[0], total[1],
-            total[2], total[3], total[4], total[5]);
+    printf ("%-16s %8ld %9ld %10ld %9ld %7ld %12ld\n", "total", total[0], total[1], total[2],
+            total[3], total[4], total[5]);
     printf ("\nrejections by code:");
     for (int i = 0; i < S_CODES && self->codes[i][0]; i++)
         printf ("%s %s %ld", i ? "," : "", self->codes[i], self->code_counts[i]);
@@ -428,34 +436,35 @@ static void s_print_summary (sample_t *self)
         printf ("%ld answers were not the expected ones (see above)\n", self->unexpected);
 }
 
-static int s_load_items (hcp_config_t *config, char ***items_p)
+static int
+s_load_items (hcp_config_t *config, char ***items_p)
 {
     hcp_db_t *db = hcpctl_connect (config);
     if (!db)
         return -1;
     int count = -1;
-    if (hcp_db_prepare (
-            db, "sample_items",
-            "SELECT item_code FROM service_items WHERE active ORDER BY item_code") == 0) {
+    if (hcp_db_prepare (db, "sample_items",
+                        "SELECT item_code FROM service_items WHERE active ORDER BY item_code")
+        == 0) {
         PGresult *res = hcp_db_run (db, "sample_items", 0, NULL);
         if (hcp_db_ok (db, res)) {
             count = PQntuples (res);
-            *items_p = calloc ((size_t)count + 1, sizeof (char *));
+            *items_p = calloc ((size_t) count + 1, sizeof (char *));
             for (int i = 0; i < count; i++)
                 (*items_p)[i] = strdup (PQgetvalue (res, i, 0));
         }
         PQclear (res);
     }
     if (count < 0)
-        fprintf (stderr, "hcpctl sample: cannot read the catalog: %s\n",
-                 hcp_db_error (db));
+        fprintf (stderr, "hcpctl sample: cannot read the catalog: %s\n", hcp_db_error (db));
     hcp_db_destroy (&db);
     return count;
 }
 
 //  A message that is no Submit at all, sent on a plain socket: hcp_client
 //  only sends what it can match to an id.
-static int s_send_garbage (const char *endpoint, sample_t *self)
+static int
+s_send_garbage (const char *endpoint, sample_t *self)
 {
     zsock_t *socket = zsock_new (ZMQ_DEALER);
     if (!socket || zsock_attach (socket, endpoint, false) != 0) {
@@ -470,11 +479,10 @@ static int s_send_garbage (const char *endpoint, sample_t *self)
     zframe_t *frame = zframe_recv (socket);
     int rc = -1;
     if (frame) {
-        Hcp__V1__SubmitReply *reply = hcp__v1__submit_reply__unpack (
-            NULL, zframe_size (frame), zframe_data (frame));
+        Hcp__V1__SubmitReply *reply = hcp__v1__submit_reply__unpack (NULL, zframe_size (frame),
+                                                                     zframe_data (frame));
         if (reply) {
-            self->answers[0]
-                         [reply->status >= 1 && reply->status <= 3 ? reply->status : 4]++;
+            self->answers[0][reply->status >= 1 && reply->status <= 3 ? reply->status : 4]++;
             if (reply->status == HCP__V1__ACK_STATUS__ACK_REJECTED) {
                 s_count_code (self, reply->code);
                 rc = 0;
@@ -482,7 +490,8 @@ static int s_send_garbage (const char *endpoint, sample_t *self)
             hcp__v1__submit_reply__free_unpacked (reply, NULL);
         }
         zframe_destroy (&frame);
-    } else
+    }
+    else
         self->answers[0][HCP_CLIENT_FAILED]++;
     if (rc)
         self->unexpected++;
@@ -490,7 +499,8 @@ static int s_send_garbage (const char *endpoint, sample_t *self)
     return rc;
 }
 
-int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
+int
+hcpctl_sample (hcp_config_t *config, int argc, char **argv)
 {
     if (hcpctl_wants_help (argc, argv)) {
         printf (s_help);
@@ -526,24 +536,22 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
         i++;
     }
     if (deliveries_n < 10 || deliveries_n > 10000000 || window < 1 || window > 10000) {
-        fprintf (stderr,
-                 "hcpctl sample: --deliveries from 10, --window from 1 to 10000\n");
+        fprintf (stderr, "hcpctl sample: --deliveries from 10, --window from 1 to 10000\n");
         return 2;
     }
     char **items = NULL;
     int item_count = s_load_items (config, &items);
     if (item_count <= 0) {
         if (item_count == 0)
-            fprintf (stderr,
-                     "hcpctl sample: the catalog has no active item; load one first: "
-                     "hcpctl catalog load deploy/config/catalog.yaml\n");
+            fprintf (stderr, "hcpctl sample: the catalog has no active item; load one first: "
+                             "hcpctl catalog load deploy/config/catalog.yaml\n");
         free (items);
         return 1;
     }
     const char *endpoint = hcpctl_ingest_endpoint (config, endpoint_flag);
     hcp_client_options_t options;
     hcp_client_options_default (&options);
-    options.max_in_flight = (int)window;
+    options.max_in_flight = (int) window;
     sample_t *self = calloc (1, sizeof *self);
     if (!self)
         abort ();
@@ -554,14 +562,14 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
         return 2;
     }
     int64_t now_ms = hcp_clock_now_ms ();
-    self->random = seed ? seed : (uint64_t)now_ms * 2654435761ULL + 1;
+    self->random = seed ? seed : (uint64_t) now_ms * 2654435761ULL + 1;
     //  A prefix new on every run, so that every run adds data.
     char prefix[32];
     snprintf (prefix, sizeof prefix, "S%llx",
-              (unsigned long long)(now_ms / 1000) % 0xfffffff);
+              (unsigned long long) (now_ms / 1000) % 0xfffffff);
 
     //  1. Deliveries, over all channels and stages, within the last 6 days.
-    delivery_t *deliveries = calloc ((size_t)deliveries_n, sizeof *deliveries);
+    delivery_t *deliveries = calloc ((size_t) deliveries_n, sizeof *deliveries);
     if (!deliveries)
         abort ();
     static const Hcp__V1__Rater rater_init = HCP__V1__RATER__INIT;
@@ -571,25 +579,25 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
         delivery_t *d = &deliveries[i];
         snprintf (d->id, sizeof d->id, "%s-%06ld", prefix, i);
         snprintf (d->item, sizeof d->item, "%s", items[s_below (self, item_count)]);
-        d->channel = 1 + (int)(i % 7);
+        d->channel = 1 + (int) (i % 7);
         d->stage = 1 + s_below (self, 3);
         d->rater_type = s_rater_type (self);
-        d->at_ms = now_ms - 600000 - (int64_t)(s_random (self) % (6 * 86400000ULL));
+        d->at_ms = now_ms - 600000 - (int64_t) (s_random (self) % (6 * 86400000ULL));
         Hcp__V1__Rater rater = rater_init;
-        rater.type = (Hcp__V1__RaterType)d->rater_type;
+        rater.type = (Hcp__V1__RaterType) d->rater_type;
         char key[32];
         snprintf (key, sizeof key, "acct-%05d", s_below (self, 20000));
         rater.key = key;
-        rater.division_code = (char *)"110102";
+        rater.division_code = (char *) "110102";
         if (d->channel == HCP__V1__CHANNEL__CHANNEL_HALL_DEVICE && s_chance (self, 30)) {
-            rater.name = (char *)s_names[s_below (self, 8)];
-            rater.phone = (char *)"13800138000";
+            rater.name = (char *) s_names[s_below (self, 8)];
+            rater.phone = (char *) "13800138000";
         }
         Hcp__V1__Delivery delivery = delivery_init;
         delivery.delivery_id = d->id;
         delivery.item_code = d->item;
-        delivery.stage = (Hcp__V1__Stage)d->stage;
-        delivery.channel = (Hcp__V1__Channel)d->channel;
+        delivery.stage = (Hcp__V1__Stage) d->stage;
+        delivery.channel = (Hcp__V1__Channel) d->channel;
         delivery.rater = &rater;
         delivery.delivered_at_ms = d->at_ms;
         Hcp__V1__Submit submit = submit_init;
@@ -603,8 +611,7 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
 
     //  2. Ratings for about 85 % of them; about 3 % resent afterwards.
     bool kept_rating = false;
-    char (*rating_ids)[HCP_UUID_STR_LEN] =
-        calloc ((size_t)deliveries_n, HCP_UUID_STR_LEN);
+    char (*rating_ids)[HCP_UUID_STR_LEN] = calloc ((size_t) deliveries_n, HCP_UUID_STR_LEN);
     if (!rating_ids)
         abort ();
     for (long i = 0; i < deliveries_n; i++) {
@@ -615,8 +622,8 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
         bool bad;
         s_rating_for (self, &deliveries[i], now_ms, rating_ids[i], &rating, &rater, &bad);
         if (bad && deliveries[i].channel == HCP__V1__CHANNEL__CHANNEL_HALL_DEVICE) {
-            rater.name = (char *)s_names[s_below (self, 8)];
-            rater.phone = (char *)"13900139000";
+            rater.name = (char *) s_names[s_below (self, 8)];
+            rater.phone = (char *) "13900139000";
         }
         Hcp__V1__Submit submit = submit_init;
         submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
@@ -633,10 +640,8 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
     for (long i = 0; i < letters; i++) {
         int channel = i % 2 ? HCP__V1__CHANNEL__CHANNEL_SOLICITATION
                             : HCP__V1__CHANNEL__CHANNEL_SUGGESTION_BOX;
-        delivery_t paper = {.channel = channel,
-                            .stage = 3,
-                            .rater_type = 1,
-                            .at_ms = now_ms - 3 * 86400000LL};
+        delivery_t paper = {
+            .channel = channel, .stage = 3, .rater_type = 1, .at_ms = now_ms - 3 * 86400000LL};
         snprintf (paper.item, sizeof paper.item, "%s", items[s_below (self, item_count)]);
         Hcp__V1__Rating rating;
         Hcp__V1__Rater rater;
@@ -648,7 +653,7 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
         snprintf (namespace_text, sizeof namespace_text, "hcp:rating:%s",
                   hcp_client_channel_name (channel));
         hcp_uuid_from_name (namespace_text, ref, id);
-        rating.delivery_id = (char *)"";
+        rating.delivery_id = (char *) "";
         Hcp__V1__Submit submit = submit_init;
         submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
         submit.rating = &rating;
@@ -659,11 +664,11 @@ int hcpctl_sample (hcp_config_t *config, int argc, char **argv)
     //  3. Resends: the same bytes under the same id, as an adapter sends
     //  them again after a timeout: answered duplicate, nothing stored.
     for (size_t i = 0; i < self->kept_count; i++) {
-        Hcp__V1__Submit *submit =
-            hcp__v1__submit__unpack (NULL, self->kept[i].size, self->kept[i].data);
+        Hcp__V1__Submit *submit = hcp__v1__submit__unpack (NULL, self->kept[i].size,
+                                                           self->kept[i].data);
         int channel = submit->fact_case == HCP__V1__SUBMIT__FACT_RATING
-                          ? (int)submit->rating->channel
-                          : (int)submit->delivery->channel;
+                          ? (int) submit->rating->channel
+                          : (int) submit->delivery->channel;
         s_send (self, submit, channel, false, E_DUPLICATE);
         hcp__v1__submit__free_unpacked (submit, NULL);
     }

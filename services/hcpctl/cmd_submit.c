@@ -154,21 +154,23 @@ typedef struct {
     const char *file;
 } options_t;
 
-static int s_int_option (const char *name, const char *value, int min, int max, int *out)
+static int
+s_int_option (const char *name, const char *value, int min, int max, int *out)
 {
     char *end;
     long number = strtol (value, &end, 10);
     if (*end || end == value || number < min || number > max) {
-        fprintf (stderr, "hcpctl submit: --%s must be a number from %d to %d\n", name,
-                 min, max);
+        fprintf (stderr, "hcpctl submit: --%s must be a number from %d to %d\n", name, min,
+                 max);
         return -1;
     }
-    *out = (int)number;
+    *out = (int) number;
     return 0;
 }
 
 //  Parses the flags after the mode word. Returns 0, or 2 on a usage error.
-static int s_parse_options (int argc, char **argv, options_t *options)
+static int
+s_parse_options (int argc, char **argv, options_t *options)
 {
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -177,17 +179,17 @@ static int s_parse_options (int argc, char **argv, options_t *options)
                 options->file = arg;
                 continue;
             }
-            fprintf (stderr, "hcpctl submit: unexpected argument '%s' (see --help)\n",
-                     arg);
+            fprintf (stderr, "hcpctl submit: unexpected argument '%s' (see --help)\n", arg);
             return 2;
         }
         char name[64];
         const char *value = NULL;
         const char *equals = strchr (arg, '=');
         if (equals) {
-            snprintf (name, sizeof name, "%.*s", (int)(equals - arg - 2), arg + 2);
+            snprintf (name, sizeof name, "%.*s", (int) (equals - arg - 2), arg + 2);
             value = equals + 1;
-        } else
+        }
+        else
             snprintf (name, sizeof name, "%s", arg + 2);
         if (!strcmp (name, "quiet")) {
             options->quiet = true;
@@ -207,13 +209,16 @@ static int s_parse_options (int argc, char **argv, options_t *options)
         else if (!strcmp (name, "timeout")) {
             if (s_int_option (name, value, 10, 3600000, &options->timeout_ms))
                 return 2;
-        } else if (!strcmp (name, "attempts")) {
+        }
+        else if (!strcmp (name, "attempts")) {
             if (s_int_option (name, value, 1, 1000, &options->attempts))
                 return 2;
-        } else if (!strcmp (name, "window")) {
+        }
+        else if (!strcmp (name, "window")) {
             if (s_int_option (name, value, 1, 10000, &options->window))
                 return 2;
-        } else {
+        }
+        else {
             int found = 0;
             for (int c = 0; c < C_COUNT; c++)
                 if (!strcmp (name, s_columns[c].flag)) {
@@ -221,8 +226,7 @@ static int s_parse_options (int argc, char **argv, options_t *options)
                     found = 1;
                 }
             if (!found) {
-                fprintf (stderr, "hcpctl submit: unknown option --%s (see --help)\n",
-                         name);
+                fprintf (stderr, "hcpctl submit: unknown option --%s (see --help)\n", name);
                 return 2;
             }
         }
@@ -230,7 +234,8 @@ static int s_parse_options (int argc, char **argv, options_t *options)
     return 0;
 }
 
-const char *hcpctl_ingest_endpoint (hcp_config_t *config, const char *flag)
+const char *
+hcpctl_ingest_endpoint (hcp_config_t *config, const char *flag)
 {
     static char endpoint[512];
     if (flag && *flag)
@@ -243,8 +248,8 @@ const char *hcpctl_ingest_endpoint (hcp_config_t *config, const char *flag)
     value = hcp_service_str (config, "ingest.bind", "tcp://127.0.0.1:5560");
     const char *star = strstr (value, "://*");
     if (star)
-        snprintf (endpoint, sizeof endpoint, "%.*s://127.0.0.1%s", (int)(star - value),
-                  value, star + 4);
+        snprintf (endpoint, sizeof endpoint, "%.*s://127.0.0.1%s", (int) (star - value), value,
+                  star + 4);
     else
         snprintf (endpoint, sizeof endpoint, "%s", value);
     return endpoint;
@@ -262,8 +267,8 @@ typedef struct {
 } built_t;
 
 //  A value: the record's, else the flag's default, else "".
-static const char *s_value (const char **record, const options_t *options,
-                            column_t column)
+static const char *
+s_value (const char **record, const options_t *options, column_t column)
 {
     if (record && record[column] && *record[column])
         return record[column];
@@ -272,7 +277,8 @@ static const char *s_value (const char **record, const options_t *options,
     return "";
 }
 
-static int s_time (const char *text, int64_t *ms)
+static int
+s_time (const char *text, int64_t *ms)
 {
     if (!*text) {
         *ms = 0;
@@ -290,8 +296,9 @@ static int s_time (const char *text, int64_t *ms)
 //  Fills *built from the values. Returns 0, or -1 with *why set when a
 //  value cannot even be put in a message (an unknown channel name, a
 //  missing id in a file...). Everything else is ingest's to judge.
-static int s_build (int kind, const char **record, const options_t *options,
-                    bool from_file, built_t *built, hcp_rejection_t *why)
+static int
+s_build (int kind, const char **record, const options_t *options, bool from_file,
+         built_t *built, hcp_rejection_t *why)
 {
     static const Hcp__V1__Submit submit_init = HCP__V1__SUBMIT__INIT;
     static const Hcp__V1__Rating rating_init = HCP__V1__RATING__INIT;
@@ -314,8 +321,8 @@ static int s_build (int kind, const char **record, const options_t *options,
         }
     const char *text;
     int channel = 0, stage = 0, rater_type = 0;
-    if (*(text = s_value (record, options, C_CHANNEL)) &&
-        (channel = hcp_client_channel_parse (text)) < 0) {
+    if (*(text = s_value (record, options, C_CHANNEL))
+        && (channel = hcp_client_channel_parse (text)) < 0) {
         hcp_rejection_set (
             why, "channel", "bad_value",
             "unknown channel '%.40s' (hall-device, window-qr, online, mobile-app, "
@@ -323,34 +330,32 @@ static int s_build (int kind, const char **record, const options_t *options,
             text);
         return -1;
     }
-    if (*(text = s_value (record, options, C_STAGE)) &&
-        (stage = hcp_client_stage_parse (text)) < 0) {
-        hcp_rejection_set (
-            why, "stage", "bad_value",
-            "unknown stage '%.40s' (application, consultation, completion)", text);
+    if (*(text = s_value (record, options, C_STAGE))
+        && (stage = hcp_client_stage_parse (text)) < 0) {
+        hcp_rejection_set (why, "stage", "bad_value",
+                           "unknown stage '%.40s' (application, consultation, completion)",
+                           text);
         return -1;
     }
-    if (*(text = s_value (record, options, C_RATER_TYPE)) &&
-        (rater_type = hcp_client_rater_type_parse (text)) < 0) {
-        hcp_rejection_set (
-            why, "rater_type", "bad_value",
-            "unknown rater type '%.40s' (natural-person, enterprise, "
-            "public-institution, social-organisation, administrative-organ, "
-            "other)",
-            text);
+    if (*(text = s_value (record, options, C_RATER_TYPE))
+        && (rater_type = hcp_client_rater_type_parse (text)) < 0) {
+        hcp_rejection_set (why, "rater_type", "bad_value",
+                           "unknown rater type '%.40s' (natural-person, enterprise, "
+                           "public-institution, social-organisation, administrative-organ, "
+                           "other)",
+                           text);
         return -1;
     }
     Hcp__V1__Rater *rater = &built->rater;
-    rater->type = (Hcp__V1__RaterType)rater_type;
-    rater->key = (char *)s_value (record, options, C_RATER_KEY);
-    rater->name = (char *)s_value (record, options, C_RATER_NAME);
-    rater->phone = (char *)s_value (record, options, C_RATER_PHONE);
-    rater->id_number = (char *)s_value (record, options, C_RATER_ID_NUMBER);
-    rater->division_code = (char *)s_value (record, options, C_DIVISION);
+    rater->type = (Hcp__V1__RaterType) rater_type;
+    rater->key = (char *) s_value (record, options, C_RATER_KEY);
+    rater->name = (char *) s_value (record, options, C_RATER_NAME);
+    rater->phone = (char *) s_value (record, options, C_RATER_PHONE);
+    rater->id_number = (char *) s_value (record, options, C_RATER_ID_NUMBER);
+    rater->division_code = (char *) s_value (record, options, C_DIVISION);
     const char *ref = s_value (record, options, C_REF);
     int64_t at_ms;
-    const char *at =
-        s_value (record, options, kind == K_RATING ? C_RATED_AT : C_DELIVERED_AT);
+    const char *at = s_value (record, options, kind == K_RATING ? C_RATED_AT : C_DELIVERED_AT);
     if (s_time (at, &at_ms) != 0) {
         hcp_rejection_set (
             why, kind == K_RATING ? "rated_at" : "delivered_at", "bad_value",
@@ -374,9 +379,9 @@ static int s_build (int kind, const char **record, const options_t *options,
         }
         snprintf (built->id, sizeof built->id, "%s", id);
         delivery->delivery_id = built->id;
-        delivery->item_code = (char *)s_value (record, options, C_ITEM);
-        delivery->stage = (Hcp__V1__Stage)stage;
-        delivery->channel = (Hcp__V1__Channel)channel;
+        delivery->item_code = (char *) s_value (record, options, C_ITEM);
+        delivery->stage = (Hcp__V1__Stage) stage;
+        delivery->channel = (Hcp__V1__Channel) channel;
         delivery->rater = rater;
         delivery->delivered_at_ms = at_ms;
         built->submit.fact_case = HCP__V1__SUBMIT__FACT_DELIVERY;
@@ -394,19 +399,21 @@ static int s_build (int kind, const char **record, const options_t *options,
         snprintf (namespace_text, sizeof namespace_text, "hcp:rating:%s",
                   hcp_client_channel_name (channel));
         hcp_uuid_from_name (namespace_text, ref, built->id);
-    } else if (from_file) {
+    }
+    else if (from_file) {
         hcp_rejection_set (
             why, "ref", "missing",
             "each line needs rating_id or ref, so that importing the file again "
             "never stores it twice");
         return -1;
-    } else
+    }
+    else
         hcp_uuid_v7 (0, built->id);
     rating->rating_id = built->id;
-    rating->delivery_id = (char *)s_value (record, options, C_DELIVERY_ID);
-    rating->item_code = (char *)s_value (record, options, C_ITEM);
-    rating->channel = (Hcp__V1__Channel)channel;
-    rating->stage = (Hcp__V1__Stage)stage;
+    rating->delivery_id = (char *) s_value (record, options, C_DELIVERY_ID);
+    rating->item_code = (char *) s_value (record, options, C_ITEM);
+    rating->channel = (Hcp__V1__Channel) channel;
+    rating->stage = (Hcp__V1__Stage) stage;
     text = s_value (record, options, C_RATING_COUNT);
     rating->rating_count = 1;
     if (*text) {
@@ -417,7 +424,7 @@ static int s_build (int kind, const char **record, const options_t *options,
                                "rating_count '%.20s' is not 1 or 2", text);
             return -1;
         }
-        rating->rating_count = (uint32_t)count;
+        rating->rating_count = (uint32_t) count;
     }
     rating->rater = rater;
     rating->rated_at_ms = at_ms;
@@ -428,36 +435,36 @@ static int s_build (int kind, const char **record, const options_t *options,
         text = s_value (record, options, grades[g]);
         int grade = hcp_client_grade_parse (text);
         if (grade < 0) {
-            hcp_rejection_set (
-                why, s_columns[grades[g]].column, "bad_value",
-                "%s '%.40s' is not a grade (1-5, 0 not rated, or 非常满意 ... "
-                "非常不满意)",
-                s_columns[grades[g]].column, text);
+            hcp_rejection_set (why, s_columns[grades[g]].column, "bad_value",
+                               "%s '%.40s' is not a grade (1-5, 0 not rated, or 非常满意 ... "
+                               "非常不满意)",
+                               s_columns[grades[g]].column, text);
             return -1;
         }
-        *targets[g] = (Hcp__V1__Grade)grade;
+        *targets[g] = (Hcp__V1__Grade) grade;
     }
-    rating->comment = (char *)s_value (record, options, C_COMMENT);
+    rating->comment = (char *) s_value (record, options, C_COMMENT);
     built->submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
     built->submit.rating = rating;
     return 0;
 }
 
-static void s_print_result (FILE *out, long line, const hcp_client_result_t *result)
+static void
+s_print_result (FILE *out, long line, const hcp_client_result_t *result)
 {
     if (line > 0)
         fprintf (out, "line %ld: ", line);
     if (result->status == HCP_CLIENT_REJECTED)
-        fprintf (out, "rejected %s field=%s code=%s: %s\n",
-                 *result->id ? result->id : "-", result->field, result->code,
-                 result->reason);
+        fprintf (out, "rejected %s field=%s code=%s: %s\n", *result->id ? result->id : "-",
+                 result->field, result->code, result->reason);
     else if (result->status == HCP_CLIENT_FAILED)
         fprintf (out, "failed %s: %s\n", result->id, result->reason);
     else
         fprintf (out, "%s %s\n", hcp_client_status_name (result->status), result->id);
 }
 
-static hcp_client_t *s_client (hcp_config_t *config, const options_t *options)
+static hcp_client_t *
+s_client (hcp_config_t *config, const options_t *options)
 {
     hcp_client_options_t client_options;
     hcp_client_options_default (&client_options);
@@ -477,7 +484,8 @@ static hcp_client_t *s_client (hcp_config_t *config, const options_t *options)
 //  --------------------------------------------------------------------------
 //  One submission from flags
 
-static int s_submit_one (hcp_config_t *config, int kind, options_t *options)
+static int
+s_submit_one (hcp_config_t *config, int kind, options_t *options)
 {
     built_t built;
     hcp_rejection_t why;
@@ -496,9 +504,8 @@ static int s_submit_one (hcp_config_t *config, int kind, options_t *options)
         return 2;
     }
     s_print_result (stdout, 0, &result);
-    return result.status == HCP_CLIENT_ACCEPTED || result.status == HCP_CLIENT_DUPLICATE
-               ? 0
-               : 1;
+    return result.status == HCP_CLIENT_ACCEPTED || result.status == HCP_CLIENT_DUPLICATE ? 0
+                                                                                         : 1;
 }
 
 //  --------------------------------------------------------------------------
@@ -540,22 +547,24 @@ typedef struct {
     long long bytes_read, bytes_total;
 } csv_state_t;
 
-static int64_t s_mono_ms (void)
+static int64_t
+s_mono_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void s_flush_printed (csv_state_t *state)
+static void
+s_flush_printed (csv_state_t *state)
 {
     while (state->next_print < state->next_record) {
         slot_t *slot = &state->ring[state->next_print % S_RING];
         if (!slot->done)
             break;
         hcp_client_status_t status = slot->result.status;
-        if (!state->options->quiet || status == HCP_CLIENT_REJECTED ||
-            status == HCP_CLIENT_FAILED)
+        if (!state->options->quiet || status == HCP_CLIENT_REJECTED
+            || status == HCP_CLIENT_FAILED)
             s_print_result (stdout, slot->line, &slot->result);
         state->counts[status]++;
         slot->used = slot->done = false;
@@ -563,7 +572,8 @@ static void s_flush_printed (csv_state_t *state)
     }
 }
 
-static void s_progress (csv_state_t *state, bool last)
+static void
+s_progress (csv_state_t *state, bool last)
 {
     int64_t now = s_mono_ms ();
     if (!last && now - state->progress_ms < 2000)
@@ -571,24 +581,25 @@ static void s_progress (csv_state_t *state, bool last)
     if (now - state->started_ms < 2000)
         return; //  small files print no progress
     state->progress_ms = now;
-    double seconds = (double)(now - state->started_ms) / 1000.0;
+    double seconds = (double) (now - state->started_ms) / 1000.0;
     bool tty = isatty (STDERR_FILENO);
     if (state->bytes_total > 0)
         fprintf (stderr, "%shcpctl submit: %ld lines read (%d%%), %ld answered, %.0f/s%s",
                  tty ? "\r" : "", state->line,
-                 (int)(100 * state->bytes_read / state->bytes_total), state->answered,
-                 (double)state->answered / seconds, tty && !last ? "" : "\n");
+                 (int) (100 * state->bytes_read / state->bytes_total), state->answered,
+                 (double) state->answered / seconds, tty && !last ? "" : "\n");
     else
         fprintf (stderr, "%shcpctl submit: %ld lines read, %ld answered, %.0f/s%s",
                  tty ? "\r" : "", state->line, state->answered,
-                 (double)state->answered / seconds, tty && !last ? "" : "\n");
+                 (double) state->answered / seconds, tty && !last ? "" : "\n");
     fflush (stderr);
 }
 
 //  Takes one result from the client into its slot.
-static void s_take_result (csv_state_t *state, const hcp_client_result_t *result)
+static void
+s_take_result (csv_state_t *state, const hcp_client_result_t *result)
 {
-    long record = (long)(intptr_t)result->tag;
+    long record = (long) (intptr_t) result->tag;
     slot_t *slot = &state->ring[record % S_RING];
     slot->result = *result;
     slot->done = true;
@@ -598,15 +609,17 @@ static void s_take_result (csv_state_t *state, const hcp_client_result_t *result
 }
 
 //  Waits for results until fewer than limit submissions are pending.
-static void s_drain (csv_state_t *state, size_t limit)
+static void
+s_drain (csv_state_t *state, size_t limit)
 {
     hcp_client_result_t result;
-    while (hcp_client_pending (state->client) > limit &&
-           hcp_client_wait (state->client, -1, &result) == 1)
+    while (hcp_client_pending (state->client) > limit
+           && hcp_client_wait (state->client, -1, &result) == 1)
         s_take_result (state, &result);
 }
 
-static void s_read_header (csv_state_t *state)
+static void
+s_read_header (csv_state_t *state)
 {
     int kind_mask = state->kind;
     for (size_t i = 0; i < state->field_count && i < 64; i++) {
@@ -614,19 +627,18 @@ static void s_read_header (csv_state_t *state)
         size_t n = 0;
         for (const char *p = state->fields[i]; *p && n < sizeof name - 1; p++)
             if (*p != ' ')
-                name[n++] = (char)tolower ((unsigned char)*p);
+                name[n++] = (char) tolower ((unsigned char) *p);
         name[n] = 0;
         int column = -1;
         for (int c = 0; c < C_COUNT; c++)
             if ((s_columns[c].kinds & kind_mask) && !strcmp (name, s_columns[c].column))
                 column = c;
         if (column < 0) {
-            fprintf (
-                stderr,
-                "hcpctl submit: %s: unknown column '%s' in the header (see hcpctl submit "
-                "--help for the columns of a %s file)\n",
-                state->options->file, name,
-                state->kind == K_RATING ? "rating" : "delivery");
+            fprintf (stderr,
+                     "hcpctl submit: %s: unknown column '%s' in the header (see hcpctl submit "
+                     "--help for the columns of a %s file)\n",
+                     state->options->file, name,
+                     state->kind == K_RATING ? "rating" : "delivery");
             state->fatal = 2;
             return;
         }
@@ -643,7 +655,8 @@ static void s_read_header (csv_state_t *state)
     state->header_done = true;
 }
 
-static void s_record (csv_state_t *state)
+static void
+s_record (csv_state_t *state)
 {
     long record = state->next_record;
     //  Keep the ring from overtaking the oldest unprinted record.
@@ -670,21 +683,21 @@ static void s_record (csv_state_t *state)
                            "the line has %zu fields, the header %zu", state->field_count,
                            state->header_count);
         rc = -1;
-    } else {
+    }
+    else {
         for (size_t i = 0; i < state->field_count; i++)
             values[state->header[i]] = state->fields[i];
         rc = s_build (state->kind, values, state->options, true, &built, &why);
     }
-    if (rc == 0 &&
-        hcp_client_send (state->client, &built.submit, (void *)(intptr_t)record)) {
+    if (rc == 0
+        && hcp_client_send (state->client, &built.submit, (void *) (intptr_t) record)) {
         if (errno == EEXIST)
-            hcp_rejection_set (
-                &why, state->kind == K_RATING ? "rating_id" : "delivery_id", "repeated",
-                "the same id appears on an earlier line still in "
-                "flight; the file repeats a record");
+            hcp_rejection_set (&why, state->kind == K_RATING ? "rating_id" : "delivery_id",
+                               "repeated",
+                               "the same id appears on an earlier line still in "
+                               "flight; the file repeats a record");
         else
-            hcp_rejection_set (&why, "line", "bad_value", "cannot send: %s",
-                               strerror (errno));
+            hcp_rejection_set (&why, "line", "bad_value", "cannot send: %s", strerror (errno));
         rc = -1;
     }
     if (rc != 0) {
@@ -698,10 +711,11 @@ static void s_record (csv_state_t *state)
         s_flush_printed (state);
     }
     //  Keep the pipeline full but bounded.
-    s_drain (state, (size_t)(state->options->window ? state->options->window : 200) * 2);
+    s_drain (state, (size_t) (state->options->window ? state->options->window : 200) * 2);
 }
 
-static void s_on_field (void *data, size_t size, void *arg)
+static void
+s_on_field (void *data, size_t size, void *arg)
 {
     csv_state_t *state = arg;
     if (state->field_count >= 64)
@@ -714,11 +728,12 @@ static void s_on_field (void *data, size_t size, void *arg)
     //  A NUL byte would cut the text short unseen: make it fail the UTF-8
     //  check instead (0xff is never valid UTF-8).
     if (memchr (text, 0, size))
-        text[0] = (char)0xff;
+        text[0] = (char) 0xff;
     state->fields[state->field_count++] = text;
 }
 
-static void s_on_record_end (int terminator, void *arg)
+static void
+s_on_record_end (int terminator, void *arg)
 {
     csv_state_t *state = arg;
     if (!state->fatal) {
@@ -732,7 +747,8 @@ static void s_on_record_end (int terminator, void *arg)
     state->field_count = 0;
 }
 
-static int s_submit_csv (hcp_config_t *config, options_t *options)
+static int
+s_submit_csv (hcp_config_t *config, options_t *options)
 {
     int kind = 0;
     if (options->kind && !strcmp (options->kind, "rating"))
@@ -788,17 +804,17 @@ static int s_submit_csv (hcp_config_t *config, options_t *options)
         //  starts now starts on this line (quoted fields may span lines).
         if (state->parser.pstate == 0)
             state->record_line = state->line;
-        if (csv_parse (&state->parser, data, (size_t)length, s_on_field, s_on_record_end,
-                       state) != (size_t)length) {
-            fprintf (
-                stderr, "hcpctl submit: %s:%ld: CSV syntax error (%s); stopping here\n",
-                options->file, state->line, csv_strerror (csv_error (&state->parser)));
+        if (csv_parse (&state->parser, data, (size_t) length, s_on_field, s_on_record_end,
+                       state)
+            != (size_t) length) {
+            fprintf (stderr, "hcpctl submit: %s:%ld: CSV syntax error (%s); stopping here\n",
+                     options->file, state->line, csv_strerror (csv_error (&state->parser)));
             rc = 1;
             break;
         }
     }
-    if (!rc && !state->fatal &&
-        csv_fini (&state->parser, s_on_field, s_on_record_end, state) != 0) {
+    if (!rc && !state->fatal
+        && csv_fini (&state->parser, s_on_field, s_on_record_end, state) != 0) {
         fprintf (stderr, "hcpctl submit: %s: CSV syntax error at the end (%s)\n",
                  options->file, csv_strerror (csv_error (&state->parser)));
         rc = 1;
@@ -832,7 +848,8 @@ static int s_submit_csv (hcp_config_t *config, options_t *options)
     return rc;
 }
 
-int hcpctl_submit (hcp_config_t *config, int argc, char **argv)
+int
+hcpctl_submit (hcp_config_t *config, int argc, char **argv)
 {
     if (argc < 2 || hcpctl_wants_help (argc, argv)) {
         fputs (s_help, argc < 2 ? stderr : stdout);

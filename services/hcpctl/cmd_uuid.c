@@ -11,8 +11,9 @@ hcpctl_uuid (hcp_config_t *config, int argc, char **argv)
 {
     (void) config;
     if (hcpctl_wants_help (argc, argv)) {
-        printf ("Usage: hcpctl uuid [N]\n\nPrints N (default 1) new time-ordered ids (UUIDv7), "
-                "one a line:\nthe rating_id column for paper-channel CSV files.\n");
+        printf (
+            "Usage: hcpctl uuid [N]\n\nPrints N (default 1) new time-ordered ids (UUIDv7), "
+            "one a line:\nthe rating_id column for paper-channel CSV files.\n");
         return 0;
     }
     long count = argc > 1 ? strtol (argv[1], NULL, 10) : 1;

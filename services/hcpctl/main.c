@@ -19,11 +19,13 @@ typedef struct {
 static const command_t s_commands[] = {
     {"migrate", hcpctl_migrate, "apply the database migrations in deploy/sql (safe to rerun)"},
     {"catalog", hcpctl_catalog, "load or list the service-item and unit catalog (YAML)"},
-    {"uuid", hcpctl_uuid, "print new time-ordered ids (UUIDv7) for adapters and paper records"},
+    {"uuid", hcpctl_uuid,
+     "print new time-ordered ids (UUIDv7) for adapters and paper records"},
     {"submit", hcpctl_submit, "send a rating or delivery, or a CSV file of them, to ingest"},
     {"sample", hcpctl_sample, "send realistic sample traffic (all channels, good and bad)"},
     {"calendar", hcpctl_calendar, "working days: is a date a working day, when is a deadline"},
-    {"case", hcpctl_case, "bad-review cases: list, show, the handling form, and staff actions"},
+    {"case", hcpctl_case,
+     "bad-review cases: list, show, the handling form, and staff actions"},
     {NULL, NULL, NULL}};
 
 static void
@@ -71,7 +73,8 @@ main (int argc, char **argv)
         if (command->name)
             rc = command->run (config, argc - 1, argv + 1);
         else
-            fprintf (stderr, "hcpctl: unknown command '%s' (hcpctl --help lists them)\n", argv[1]);
+            fprintf (stderr, "hcpctl: unknown command '%s' (hcpctl --help lists them)\n",
+                     argv[1]);
     }
     hcp_config_destroy (&config);
     return rc;

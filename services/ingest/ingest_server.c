@@ -72,20 +72,23 @@ struct _ingest_server_t {
 //  codes must not turn into a stream of queries.
 #define S_CATALOG_MISS_REFRESH_US (5 * 1000000LL)
 
-static int64_t s_now_us (void)
+static int64_t
+s_now_us (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void s_sleep_ms (long ms)
+static void
+s_sleep_ms (long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep (&ts, NULL);
 }
 
-void ingest_settings_default (ingest_settings_t *settings)
+void
+ingest_settings_default (ingest_settings_t *settings)
 {
     settings->bind = "tcp://127.0.0.1:5560";
     settings->conninfo = "";
@@ -95,7 +98,8 @@ void ingest_settings_default (ingest_settings_t *settings)
     settings->stats_s = 60;
 }
 
-static int s_load_catalog (ingest_server_t *self)
+static int
+s_load_catalog (ingest_server_t *self)
 {
     int active = -1;
     if (hcp_db_ensure (self->catalog_db, 0, NULL) == 0)
@@ -114,8 +118,9 @@ static int s_load_catalog (ingest_server_t *self)
 
 //  Runs step (commit or record) until it succeeds, reconnecting when the
 //  connection is gone. Returns 0, or -1 when asked to stop before it could.
-static int s_until_stored (ingest_server_t *self, s_batch_t *batch,
-                           int (*step) (ingest_store_t *, ingest_fact_t **, size_t))
+static int
+s_until_stored (ingest_server_t *self, s_batch_t *batch,
+                int (*step) (ingest_store_t *, ingest_fact_t **, size_t))
 {
     long backoff_ms = 100;
     int failures = 0;
@@ -125,7 +130,8 @@ static int s_until_stored (ingest_server_t *self, s_batch_t *batch,
         if (hcp_db_lost (self->db)) {
             if (hcp_db_ensure (self->db, -1, hcp_service_stop_flag ()) != 0)
                 return -1;
-        } else {
+        }
+        else {
             //  Up but refusing (deadlock, disk full, ...): wait and retry;
             //  when stopping, give up after a few tries.
             if (hcp_service_stopping () && failures >= 3)
@@ -138,7 +144,8 @@ static int s_until_stored (ingest_server_t *self, s_batch_t *batch,
     return 0;
 }
 
-static void s_writer (zsock_t *pipe, void *args)
+static void
+s_writer (zsock_t *pipe, void *args)
 {
     ingest_server_t *self = args;
     zsock_signal (pipe, 0);
@@ -156,11 +163,11 @@ static void s_writer (zsock_t *pipe, void *args)
         int64_t started = s_now_us ();
         for (size_t i = 0; i < batch->count; i++)
             batch->facts[i] = &batch->requests[i].fact;
-        batch->rc =
-            s_until_stored (self, batch, ingest_store_commit) == 0 &&
-                    s_until_stored (self, batch, ingest_store_record_rejections) == 0
-                ? 0
-                : -1;
+        batch->rc = s_until_stored (self, batch, ingest_store_commit) == 0
+                            && s_until_stored (self, batch, ingest_store_record_rejections)
+                                   == 0
+                        ? 0
+                        : -1;
         batch->store_us = s_now_us () - started;
         zsock_send (pipe, "sp", "DONE", batch);
     }
@@ -169,7 +176,8 @@ static void s_writer (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Lifecycle
 
-ingest_server_t *ingest_server_new (const ingest_settings_t *settings)
+ingest_server_t *
+ingest_server_new (const ingest_settings_t *settings)
 {
     ingest_server_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -180,9 +188,8 @@ ingest_server_t *ingest_server_new (const ingest_settings_t *settings)
     self->catalog = ingest_catalog_new ();
     for (int i = 0; i < 2; i++) {
         s_batch_t *batch = &self->batches[i];
-        batch->requests =
-            calloc (2 * (size_t)settings->batch_max, sizeof *batch->requests);
-        batch->facts = calloc (2 * (size_t)settings->batch_max, sizeof *batch->facts);
+        batch->requests = calloc (2 * (size_t) settings->batch_max, sizeof *batch->requests);
+        batch->facts = calloc (2 * (size_t) settings->batch_max, sizeof *batch->facts);
         if (!batch->requests || !batch->facts)
             abort ();
     }
@@ -190,8 +197,8 @@ ingest_server_t *ingest_server_new (const ingest_settings_t *settings)
 
     //  The catalog must be loaded before the first submission is judged,
     //  or every item would look unknown: wait for the database first.
-    if (hcp_db_ensure (self->db, -1, hcp_service_stop_flag ()) != 0 ||
-        hcp_db_ensure (self->catalog_db, -1, hcp_service_stop_flag ()) != 0) {
+    if (hcp_db_ensure (self->db, -1, hcp_service_stop_flag ()) != 0
+        || hcp_db_ensure (self->catalog_db, -1, hcp_service_stop_flag ()) != 0) {
         hcp_error ("stopped before the database answered");
         ingest_server_destroy (&self);
         return NULL;
@@ -209,9 +216,8 @@ ingest_server_t *ingest_server_new (const ingest_settings_t *settings)
         return NULL;
     }
     if (active == 0)
-        hcp_warn (
-            "the catalog has no active service item: every submission will be rejected "
-            "(load one with hcpctl catalog load)");
+        hcp_warn ("the catalog has no active service item: every submission will be rejected "
+                  "(load one with hcpctl catalog load)");
 
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router)
@@ -220,7 +226,7 @@ ingest_server_t *ingest_server_new (const ingest_settings_t *settings)
     //  is disconnected); those up to 16× are received and answered
     //  "too_large" so the adapter learns why.
     zsock_set_maxmsgsize (self->router,
-                          (int)(settings->limits.max_message_bytes * 16 + 1024));
+                          (int) (settings->limits.max_message_bytes * 16 + 1024));
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_linger (self->router, 2000);
@@ -237,7 +243,8 @@ ingest_server_t *ingest_server_new (const ingest_settings_t *settings)
     return self;
 }
 
-void ingest_server_destroy (ingest_server_t **self_p)
+void
+ingest_server_destroy (ingest_server_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -265,7 +272,8 @@ void ingest_server_destroy (ingest_server_t **self_p)
 //  --------------------------------------------------------------------------
 //  Receiving and validating (main thread)
 
-static void s_validate (ingest_server_t *self, s_request_t *request, int64_t now_ms)
+static void
+s_validate (ingest_server_t *self, s_request_t *request, int64_t now_ms)
 {
     ingest_fact_t *fact = &request->fact;
     hcp_rejection_t why;
@@ -285,7 +293,8 @@ static void s_validate (ingest_server_t *self, s_request_t *request, int64_t now
 
 //  Reads one request without waiting into the collecting batch and
 //  validates it. Returns 1 if one was added, 0 if none was waiting.
-static int s_receive (ingest_server_t *self)
+static int
+s_receive (ingest_server_t *self)
 {
     s_batch_t *batch = self->collecting;
     s_request_t *request = &batch->requests[batch->count];
@@ -329,35 +338,37 @@ static int s_receive (ingest_server_t *self)
     ingest_fact_t *fact = &request->fact;
     fact->raw = zmq_msg_data (&request->body);
     fact->raw_size = zmq_msg_size (&request->body);
-    for (size_t i = 0; i < request->routing_id_size && i < (sizeof fact->peer - 1) / 2;
-         i++)
+    for (size_t i = 0; i < request->routing_id_size && i < (sizeof fact->peer - 1) / 2; i++)
         snprintf (fact->peer + 2 * i, 3, "%02x", request->routing_id[i]);
     if (extra) {
         hcp_rejection_set (&fact->rejection, "message", "undecodable",
                            "a request is one frame holding an hcp.v1.Submit; got %d more",
                            extra);
         fact->outcome = INGEST_REJECTED;
-    } else
+    }
+    else
         s_validate (self, request, hcp_clock_now_ms ());
     return 1;
 }
 
-static bool s_is_catalog_miss (const ingest_fact_t *fact)
+static bool
+s_is_catalog_miss (const ingest_fact_t *fact)
 {
-    return fact->outcome == INGEST_REJECTED &&
-           (!strcmp (fact->rejection.code, "unknown_item") ||
-            !strcmp (fact->rejection.code, "inactive_item"));
+    return fact->outcome == INGEST_REJECTED
+           && (!strcmp (fact->rejection.code, "unknown_item")
+               || !strcmp (fact->rejection.code, "inactive_item"));
 }
 
 //  Before a batch goes to the writer: an unknown item code may be a new
 //  item, so look again (at most every few seconds) and judge once more.
-static void s_recheck_catalog_misses (ingest_server_t *self, s_batch_t *batch)
+static void
+s_recheck_catalog_misses (ingest_server_t *self, s_batch_t *batch)
 {
     size_t misses = 0;
     for (size_t i = 0; i < batch->count; i++)
         misses += s_is_catalog_miss (&batch->requests[i].fact);
-    if (!misses || s_now_us () - self->catalog_loaded_us <= S_CATALOG_MISS_REFRESH_US ||
-        s_load_catalog (self) < 0)
+    if (!misses || s_now_us () - self->catalog_loaded_us <= S_CATALOG_MISS_REFRESH_US
+        || s_load_catalog (self) < 0)
         return;
     int64_t now_ms = hcp_clock_now_ms ();
     for (size_t i = 0; i < batch->count; i++)
@@ -366,7 +377,8 @@ static void s_recheck_catalog_misses (ingest_server_t *self, s_batch_t *batch)
 }
 
 //  Hands the collected batch to the writer and starts a new one.
-static void s_dispatch (ingest_server_t *self)
+static void
+s_dispatch (ingest_server_t *self)
 {
     s_batch_t *batch = self->collecting;
     s_recheck_catalog_misses (self, batch);
@@ -381,16 +393,17 @@ static void s_dispatch (ingest_server_t *self)
 //  --------------------------------------------------------------------------
 //  Replying (main thread)
 
-static void s_reply (ingest_server_t *self, s_request_t *request)
+static void
+s_reply (ingest_server_t *self, s_request_t *request)
 {
     const ingest_fact_t *fact = &request->fact;
     Hcp__V1__SubmitReply reply = HCP__V1__SUBMIT_REPLY__INIT;
-    reply.id = (char *)hcp_validate_fact_id (fact->submit);
-    reply.status = (Hcp__V1__AckStatus)fact->outcome;
+    reply.id = (char *) hcp_validate_fact_id (fact->submit);
+    reply.status = (Hcp__V1__AckStatus) fact->outcome;
     if (fact->outcome == INGEST_REJECTED) {
-        reply.field = (char *)fact->rejection.field;
-        reply.code = (char *)fact->rejection.code;
-        reply.reason = (char *)fact->rejection.reason;
+        reply.field = (char *) fact->rejection.field;
+        reply.code = (char *) fact->rejection.code;
+        reply.reason = (char *) fact->rejection.reason;
     }
     size_t size = hcp__v1__submit_reply__get_packed_size (&reply);
     zmq_msg_t message;
@@ -405,7 +418,8 @@ static void s_reply (ingest_server_t *self, s_request_t *request)
         zmq_msg_close (&message);
 }
 
-static void s_log_rejection (const ingest_fact_t *fact)
+static void
+s_log_rejection (const ingest_fact_t *fact)
 {
     const char *id = ingest_fact_id (fact);
     char size[24];
@@ -416,7 +430,8 @@ static void s_log_rejection (const ingest_fact_t *fact)
 }
 
 //  Moves a request into batch (deferred: it goes again with the next one).
-static void s_carry (s_batch_t *batch, s_request_t *from)
+static void
+s_carry (s_batch_t *batch, s_request_t *from)
 {
     s_request_t *to = &batch->requests[batch->count++];
     *to = *from;
@@ -431,16 +446,16 @@ static void s_carry (s_batch_t *batch, s_request_t *from)
 
 //  A batch came back from the writer: answer it. Returns 0, or -1 when it
 //  could not be stored before a stop (nothing answered).
-static int s_complete (ingest_server_t *self)
+static int
+s_complete (ingest_server_t *self)
 {
     s_batch_t *batch = self->writing;
     self->writing = NULL;
     self->period.retries += batch->retries;
     if (batch->rc != 0) {
-        hcp_warn (
-            "stopping with %zu submissions not stored and not answered (adapters resend "
-            "them)",
-            batch->count);
+        hcp_warn ("stopping with %zu submissions not stored and not answered (adapters resend "
+                  "them)",
+                  batch->count);
         return -1;
     }
     self->period.store_us += batch->store_us;
@@ -474,7 +489,8 @@ static int s_complete (ingest_server_t *self)
 //  --------------------------------------------------------------------------
 //  Periodic work
 
-static void s_log_stats (ingest_server_t *self)
+static void
+s_log_stats (ingest_server_t *self)
 {
     s_stats_t *p = &self->period;
     s_stats_t *t = &self->total;
@@ -486,42 +502,43 @@ static void s_log_stats (ingest_server_t *self)
     t->retries += p->retries;
     if (p->batches || p->retries) {
         char values[9][32];
-        snprintf (values[0], 32, "%llu", (unsigned long long)p->accepted);
-        snprintf (values[1], 32, "%llu", (unsigned long long)p->duplicate);
-        snprintf (values[2], 32, "%llu", (unsigned long long)p->rejected);
-        snprintf (values[3], 32, "%llu", (unsigned long long)p->batches);
+        snprintf (values[0], 32, "%llu", (unsigned long long) p->accepted);
+        snprintf (values[1], 32, "%llu", (unsigned long long) p->duplicate);
+        snprintf (values[2], 32, "%llu", (unsigned long long) p->rejected);
+        snprintf (values[3], 32, "%llu", (unsigned long long) p->batches);
         snprintf (values[4], 32, "%.1f",
-                  p->batches ? (double)p->facts / (double)p->batches : 0);
+                  p->batches ? (double) p->facts / (double) p->batches : 0);
         snprintf (values[5], 32, "%zu", p->largest);
         snprintf (values[6], 32, "%.2f",
-                  p->batches ? (double)p->store_us / (double)p->batches / 1000.0 : 0);
-        snprintf (values[7], 32, "%llu", (unsigned long long)p->retries);
+                  p->batches ? (double) p->store_us / (double) p->batches / 1000.0 : 0);
+        snprintf (values[7], 32, "%llu", (unsigned long long) p->retries);
         snprintf (values[8], 32, "%llu",
-                  (unsigned long long)(t->accepted + t->duplicate + t->rejected));
+                  (unsigned long long) (t->accepted + t->duplicate + t->rejected));
         hcp_log_kv (HCP_LOG_INFO, "stats", "accepted", values[0], "duplicate", values[1],
                     "rejected", values[2], "batches", values[3], "avg_batch", values[4],
-                    "max_batch", values[5], "avg_store_ms", values[6], "db_retries",
-                    values[7], "answered_total", values[8], NULL);
+                    "max_batch", values[5], "avg_store_ms", values[6], "db_retries", values[7],
+                    "answered_total", values[8], NULL);
     }
     memset (p, 0, sizeof *p);
 }
 
-static void s_periodic (ingest_server_t *self)
+static void
+s_periodic (ingest_server_t *self)
 {
     int64_t now = s_now_us ();
-    if (now - self->stats_at_us >= (int64_t)self->settings.stats_s * 1000000) {
+    if (now - self->stats_at_us >= (int64_t) self->settings.stats_s * 1000000) {
         s_log_stats (self);
         self->stats_at_us = now;
     }
-    if (now - self->catalog_loaded_us >=
-        (int64_t)self->settings.catalog_refresh_s * 1000000)
+    if (now - self->catalog_loaded_us >= (int64_t) self->settings.catalog_refresh_s * 1000000)
         s_load_catalog (self);
 }
 
-int ingest_server_run (ingest_server_t *self)
+int
+ingest_server_run (ingest_server_t *self)
 {
     int rc = 0;
-    size_t batch_max = (size_t)self->settings.batch_max;
+    size_t batch_max = (size_t) self->settings.batch_max;
     zsock_t *writer_pipe = zactor_sock (self->writer);
     while (true) {
         bool stopping = hcp_service_stopping ();
@@ -541,8 +558,7 @@ int ingest_server_run (ingest_server_t *self)
             router_item = count++;
         }
         if (self->writing) {
-            items[count] =
-                (zmq_pollitem_t){zsock_resolve (writer_pipe), 0, ZMQ_POLLIN, 0};
+            items[count] = (zmq_pollitem_t){zsock_resolve (writer_pipe), 0, ZMQ_POLLIN, 0};
             writer_item = count++;
         }
         if (count == 0)
@@ -552,8 +568,8 @@ int ingest_server_run (ingest_server_t *self)
         if (writer_item >= 0 && (items[writer_item].revents & ZMQ_POLLIN)) {
             char *command = NULL;
             void *batch = NULL;
-            if (zsock_recv (writer_pipe, "sp", &command, &batch) == 0 &&
-                batch == self->writing && s_complete (self) != 0) {
+            if (zsock_recv (writer_pipe, "sp", &command, &batch) == 0 && batch == self->writing
+                && s_complete (self) != 0) {
                 free (command);
                 rc = 1;
                 break;

@@ -180,14 +180,17 @@ struct _ingest_store_t {
 //  --------------------------------------------------------------------------
 //  Facts
 
-static bool s_has_pii (const Hcp__V1__Rater *rater)
+static bool
+s_has_pii (const Hcp__V1__Rater *rater)
 {
-    return rater && ((rater->name && *rater->name) || (rater->phone && *rater->phone) ||
-                     (rater->id_number && *rater->id_number));
+    return rater
+           && ((rater->name && *rater->name) || (rater->phone && *rater->phone)
+               || (rater->id_number && *rater->id_number));
 }
 
 //  Packs message into a new buffer.
-static uint8_t *s_pack (const ProtobufCMessage *message, size_t *size)
+static uint8_t *
+s_pack (const ProtobufCMessage *message, size_t *size)
 {
     *size = protobuf_c_message_get_packed_size (message);
     uint8_t *buffer = malloc (*size ? *size : 1);
@@ -199,22 +202,24 @@ static uint8_t *s_pack (const ProtobufCMessage *message, size_t *size)
 
 //  Canonical and payload encodings of a message whose (copied) rater is
 //  given: the rater's personal data is cleared for the payload.
-static void s_encode (ingest_fact_t *fact, ProtobufCMessage *message,
-                      Hcp__V1__Rater *rater)
+static void
+s_encode (ingest_fact_t *fact, ProtobufCMessage *message, Hcp__V1__Rater *rater)
 {
     fact->canonical = s_pack (message, &fact->canonical_size);
     if (s_has_pii (rater)) {
-        rater->name = (char *)"";
-        rater->phone = (char *)"";
-        rater->id_number = (char *)"";
+        rater->name = (char *) "";
+        rater->phone = (char *) "";
+        rater->id_number = (char *) "";
         fact->payload = s_pack (message, &fact->payload_size);
-    } else {
+    }
+    else {
         fact->payload = fact->canonical;
         fact->payload_size = fact->canonical_size;
     }
 }
 
-int ingest_fact_prepare (ingest_fact_t *fact)
+int
+ingest_fact_prepare (ingest_fact_t *fact)
 {
     const Hcp__V1__Submit *submit = fact->submit;
     if (!submit)
@@ -233,13 +238,14 @@ int ingest_fact_prepare (ingest_fact_t *fact)
         //  the lower-case form PostgreSQL prints.
         size_t i;
         for (i = 0; rating.rating_id[i] && i < sizeof fact->key - 1; i++)
-            fact->key[i] = (char)tolower ((unsigned char)rating.rating_id[i]);
+            fact->key[i] = (char) tolower ((unsigned char) rating.rating_id[i]);
         fact->key[i] = 0;
         rating.rating_id = fact->key;
         rating.rater = rating.rater ? &rater : NULL;
         s_encode (fact, &rating.base, &rater);
         fact->kind = HCP__V1__SUBMIT__FACT_RATING;
-    } else if (submit->fact_case == HCP__V1__SUBMIT__FACT_DELIVERY && submit->delivery) {
+    }
+    else if (submit->fact_case == HCP__V1__SUBMIT__FACT_DELIVERY && submit->delivery) {
         Hcp__V1__Delivery delivery = *submit->delivery;
         Hcp__V1__Rater rater = delivery.rater ? *delivery.rater : no_rater;
         delivery.base.n_unknown_fields = 0;
@@ -250,19 +256,22 @@ int ingest_fact_prepare (ingest_fact_t *fact)
         delivery.rater = delivery.rater ? &rater : NULL;
         s_encode (fact, &delivery.base, &rater);
         fact->kind = HCP__V1__SUBMIT__FACT_DELIVERY;
-    } else
+    }
+    else
         return -1;
     fact->outcome = INGEST_PENDING;
     return 0;
 }
 
-void ingest_fact_reject (ingest_fact_t *fact, const hcp_rejection_t *rejection)
+void
+ingest_fact_reject (ingest_fact_t *fact, const hcp_rejection_t *rejection)
 {
     fact->outcome = INGEST_REJECTED;
     fact->rejection = *rejection;
 }
 
-void ingest_fact_clear (ingest_fact_t *fact)
+void
+ingest_fact_clear (ingest_fact_t *fact)
 {
     if (fact->payload != fact->canonical)
         free (fact->payload);
@@ -272,7 +281,8 @@ void ingest_fact_clear (ingest_fact_t *fact)
     memset (fact, 0, sizeof *fact);
 }
 
-const char *ingest_fact_id (const ingest_fact_t *fact)
+const char *
+ingest_fact_id (const ingest_fact_t *fact)
 {
     const char *id = hcp_validate_fact_id (fact->submit);
     size_t length = strlen (id);
@@ -284,7 +294,8 @@ const char *ingest_fact_id (const ingest_fact_t *fact)
 //  --------------------------------------------------------------------------
 //  Store
 
-ingest_store_t *ingest_store_new (hcp_db_t *db)
+ingest_store_t *
+ingest_store_new (hcp_db_t *db)
 {
     const char *statements[][2] = {
         {"ingest_deliveries", s_sql_deliveries},
@@ -326,7 +337,8 @@ ingest_store_t *ingest_store_new (hcp_db_t *db)
     return self;
 }
 
-void ingest_store_destroy (ingest_store_t **self_p)
+void
+ingest_store_destroy (ingest_store_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -346,8 +358,8 @@ void ingest_store_destroy (ingest_store_t **self_p)
 }
 
 //  Runs a prepared statement whose parameters are the given arrays.
-static PGresult *s_run (ingest_store_t *self, const char *name, ingest_array_t *arrays,
-                        int count)
+static PGresult *
+s_run (ingest_store_t *self, const char *name, ingest_array_t *arrays, int count)
 {
     const char *values[R_COLUMNS];
     int lengths[R_COLUMNS];
@@ -361,7 +373,8 @@ static PGresult *s_run (ingest_store_t *self, const char *name, ingest_array_t *
 }
 
 //  Classifies a failed statement and ends the transaction.
-static s_result_t s_failed (ingest_store_t *self, PGresult *res, const char *what)
+static s_result_t
+s_failed (ingest_store_t *self, PGresult *res, const char *what)
 {
     PQclear (res);
     if (hcp_db_lost (self->db)) {
@@ -379,7 +392,8 @@ static s_result_t s_failed (ingest_store_t *self, PGresult *res, const char *wha
     return S_RETRY;
 }
 
-static void s_subset_reserve (ingest_store_t *self, size_t count)
+static void
+s_subset_reserve (ingest_store_t *self, size_t count)
 {
     if (count <= self->subset_capacity)
         return;
@@ -389,23 +403,23 @@ static void s_subset_reserve (ingest_store_t *self, size_t count)
     self->subset_capacity = count;
 }
 
-static void s_set_conflict (ingest_fact_t *fact)
+static void
+s_set_conflict (ingest_fact_t *fact)
 {
-    const char *field = fact->kind == HCP__V1__SUBMIT__FACT_RATING
-                            ? "rating.rating_id"
-                            : "delivery.delivery_id";
-    hcp_rejection_set (
-        &fact->rejection, field, "conflict",
-        "%s %s was stored before with other content; a correction is a new "
-        "fact with a new id",
-        field, fact->key);
+    const char *field = fact->kind == HCP__V1__SUBMIT__FACT_RATING ? "rating.rating_id"
+                                                                   : "delivery.delivery_id";
+    hcp_rejection_set (&fact->rejection, field, "conflict",
+                       "%s %s was stored before with other content; a correction is a new "
+                       "fact with a new id",
+                       field, fact->key);
     fact->outcome = INGEST_REJECTED;
 }
 
 //  For the facts of subset not stored by the insert: same fingerprint as
 //  the stored row → duplicate, else conflict.
-static s_result_t s_fingerprints (ingest_store_t *self, ingest_fact_t **subset,
-                                  size_t count, const char *statement, bool uuid_keys)
+static s_result_t
+s_fingerprints (ingest_store_t *self, ingest_fact_t **subset, size_t count,
+                const char *statement, bool uuid_keys)
 {
     ingest_array_t *keys = &self->lookup[0];
     ingest_array_t *canonical = &self->lookup[1];
@@ -422,7 +436,7 @@ static s_result_t s_fingerprints (ingest_store_t *self, ingest_fact_t **subset,
             ingest_array_add_uuid (keys, fact->key);
         else
             ingest_array_add_text (keys, fact->key, 0);
-        ingest_array_add (canonical, fact->canonical, (int)fact->canonical_size);
+        ingest_array_add (canonical, fact->canonical, (int) fact->canonical_size);
         asked[asked_count++] = fact;
     }
     if (asked_count == 0)
@@ -432,7 +446,7 @@ static s_result_t s_fingerprints (ingest_store_t *self, ingest_fact_t **subset,
         return s_failed (self, res, statement);
     for (int row = 0; row < PQntuples (res); row++) {
         long ord = strtol (PQgetvalue (res, row, 0), NULL, 10);
-        if (ord < 1 || (size_t)ord > asked_count)
+        if (ord < 1 || (size_t) ord > asked_count)
             continue;
         ingest_fact_t *fact = asked[ord - 1];
         if (PQgetvalue (res, row, 1)[0] == 't')
@@ -446,8 +460,8 @@ static s_result_t s_fingerprints (ingest_store_t *self, ingest_fact_t **subset,
             //  Not inserted, yet not found: cannot happen under READ
             //  COMMITTED (ON CONFLICT waits for the other writer). Retry
             //  rather than guess.
-            hcp_error ("%s: id %s neither stored nor found; retrying the batch",
-                       statement, asked[i]->key);
+            hcp_error ("%s: id %s neither stored nor found; retrying the batch", statement,
+                       asked[i]->key);
             hcp_db_exec (self->db, "ROLLBACK");
             return S_RETRY;
         }
@@ -455,22 +469,24 @@ static s_result_t s_fingerprints (ingest_store_t *self, ingest_fact_t **subset,
 }
 
 //  Marks the subset members whose ord came back from an insert as accepted.
-static void s_mark_stored (PGresult *res, ingest_fact_t **subset, size_t count)
+static void
+s_mark_stored (PGresult *res, ingest_fact_t **subset, size_t count)
 {
     for (int row = 0; row < PQntuples (res); row++) {
         long ord = strtol (PQgetvalue (res, row, 0), NULL, 10);
-        if (ord >= 1 && (size_t)ord <= count)
+        if (ord >= 1 && (size_t) ord <= count)
             subset[ord - 1]->outcome = INGEST_ACCEPTED;
     }
 }
 
-static const char *s_or_null (const char *text)
+static const char *
+s_or_null (const char *text)
 {
     return text && *text ? text : NULL;
 }
 
-static s_result_t s_store_deliveries (ingest_store_t *self, ingest_fact_t **subset,
-                                      size_t count)
+static s_result_t
+s_store_deliveries (ingest_store_t *self, ingest_fact_t **subset, size_t count)
 {
     ingest_array_t *a = self->deliveries;
     for (int i = 0; i < D_COLUMNS; i++)
@@ -481,14 +497,14 @@ static s_result_t s_store_deliveries (ingest_store_t *self, ingest_fact_t **subs
         const Hcp__V1__Rater *rater = d->rater;
         ingest_array_add_text (&a[D_ID], fact->key, 0);
         ingest_array_add_text (&a[D_ITEM], d->item_code, 0);
-        ingest_array_add_int2 (&a[D_STAGE], (int)d->stage);
-        ingest_array_add_int2 (&a[D_CHANNEL], (int)d->channel);
-        ingest_array_add_int2 (&a[D_RATER_TYPE], (int)rater->type);
+        ingest_array_add_int2 (&a[D_STAGE], (int) d->stage);
+        ingest_array_add_int2 (&a[D_CHANNEL], (int) d->channel);
+        ingest_array_add_int2 (&a[D_RATER_TYPE], (int) rater->type);
         ingest_array_add_text (&a[D_RATER_KEY], s_or_null (rater->key), 1);
         ingest_array_add_text (&a[D_DIVISION], s_or_null (rater->division_code), 1);
         ingest_array_add_timestamptz_ms (&a[D_AT], d->delivered_at_ms);
-        ingest_array_add (&a[D_CANONICAL], fact->canonical, (int)fact->canonical_size);
-        ingest_array_add (&a[D_PAYLOAD], fact->payload, (int)fact->payload_size);
+        ingest_array_add (&a[D_CANONICAL], fact->canonical, (int) fact->canonical_size);
+        ingest_array_add (&a[D_PAYLOAD], fact->payload, (int) fact->payload_size);
         ingest_array_add_text (&a[D_NAME], s_or_null (rater->name), 1);
         ingest_array_add_text (&a[D_PHONE], s_or_null (rater->phone), 1);
         ingest_array_add_text (&a[D_ID_NUMBER], s_or_null (rater->id_number), 1);
@@ -502,8 +518,8 @@ static s_result_t s_store_deliveries (ingest_store_t *self, ingest_fact_t **subs
 }
 
 //  Applies the rules between ratings and the deliveries they name.
-static s_result_t s_check_deliveries (ingest_store_t *self, ingest_fact_t **subset,
-                                      size_t count)
+static s_result_t
+s_check_deliveries (ingest_store_t *self, ingest_fact_t **subset, size_t count)
 {
     ingest_array_t *keys = &self->lookup[0];
     ingest_array_reset (keys);
@@ -518,17 +534,16 @@ static s_result_t s_check_deliveries (ingest_store_t *self, ingest_fact_t **subs
         return s_failed (self, res, "looking up deliveries");
     zhashx_t *rows = zhashx_new ();
     for (int row = 0; row < PQntuples (res); row++)
-        zhashx_insert (rows, PQgetvalue (res, row, 0), (void *)(intptr_t)(row + 1));
+        zhashx_insert (rows, PQgetvalue (res, row, 0), (void *) (intptr_t) (row + 1));
     for (size_t i = 0; i < count; i++) {
         ingest_fact_t *fact = subset[i];
         const Hcp__V1__Rating *rating = fact->submit->rating;
         if (!*rating->delivery_id)
             continue;
-        int row = (int)(intptr_t)zhashx_lookup (rows, rating->delivery_id) - 1;
+        int row = (int) (intptr_t) zhashx_lookup (rows, rating->delivery_id) - 1;
         const char *item = row >= 0 ? PQgetvalue (res, row, 1) : NULL;
         int64_t at_ms = row >= 0 ? strtoll (PQgetvalue (res, row, 2), NULL, 10) : 0;
-        if (hcp_validate_rating_delivery (rating, row >= 0, item, at_ms,
-                                          &fact->rejection))
+        if (hcp_validate_rating_delivery (rating, row >= 0, item, at_ms, &fact->rejection))
             fact->outcome = INGEST_REJECTED;
     }
     zhashx_destroy (&rows);
@@ -536,8 +551,8 @@ static s_result_t s_check_deliveries (ingest_store_t *self, ingest_fact_t **subs
     return S_DONE;
 }
 
-static s_result_t s_store_ratings (ingest_store_t *self, ingest_fact_t **subset,
-                                   size_t count)
+static s_result_t
+s_store_ratings (ingest_store_t *self, ingest_fact_t **subset, size_t count)
 {
     s_result_t rc = s_check_deliveries (self, subset, count);
     if (rc != S_DONE)
@@ -560,23 +575,23 @@ static s_result_t s_store_ratings (ingest_store_t *self, ingest_fact_t **subset,
             abort (); //  validated as a UUID: a bug if not
         ingest_array_add_text (&a[R_DELIVERY], s_or_null (r->delivery_id), 1);
         ingest_array_add_text (&a[R_ITEM], r->item_code, 0);
-        ingest_array_add_int2 (&a[R_CHANNEL], (int)r->channel);
-        ingest_array_add_int2 (&a[R_STAGE], (int)r->stage);
-        ingest_array_add_int2 (&a[R_RATING_COUNT], (int)r->rating_count);
-        ingest_array_add_int2 (&a[R_RATER_TYPE], (int)rater->type);
+        ingest_array_add_int2 (&a[R_CHANNEL], (int) r->channel);
+        ingest_array_add_int2 (&a[R_STAGE], (int) r->stage);
+        ingest_array_add_int2 (&a[R_RATING_COUNT], (int) r->rating_count);
+        ingest_array_add_int2 (&a[R_RATER_TYPE], (int) rater->type);
         ingest_array_add_text (&a[R_RATER_KEY], s_or_null (rater->key), 1);
         ingest_array_add_text (&a[R_DIVISION], s_or_null (rater->division_code), 1);
         ingest_array_add_timestamptz_ms (&a[R_AT], r->rated_at_ms);
         //  Grade 0 is "not rated": NULL, never an invented grade.
-        int grades[3] = {(int)r->standardization, (int)r->convenience, (int)r->accuracy};
+        int grades[3] = {(int) r->standardization, (int) r->convenience, (int) r->accuracy};
         for (int g = 0; g < 3; g++)
             if (grades[g])
                 ingest_array_add_int2 (&a[R_STANDARDIZATION + g], grades[g]);
             else
                 ingest_array_add (&a[R_STANDARDIZATION + g], NULL, -1);
         ingest_array_add_text (&a[R_COMMENT], r->comment ? r->comment : "", 0);
-        ingest_array_add (&a[R_CANONICAL], fact->canonical, (int)fact->canonical_size);
-        ingest_array_add (&a[R_PAYLOAD], fact->payload, (int)fact->payload_size);
+        ingest_array_add (&a[R_CANONICAL], fact->canonical, (int) fact->canonical_size);
+        ingest_array_add (&a[R_PAYLOAD], fact->payload, (int) fact->payload_size);
         ingest_array_add_text (&a[R_NAME], s_or_null (rater->name), 1);
         ingest_array_add_text (&a[R_PHONE], s_or_null (rater->phone), 1);
         ingest_array_add_text (&a[R_ID_NUMBER], s_or_null (rater->id_number), 1);
@@ -589,7 +604,8 @@ static s_result_t s_store_ratings (ingest_store_t *self, ingest_fact_t **subset,
     return s_fingerprints (self, subset, kept, "ingest_rating_fingerprints", true);
 }
 
-static int s_compare_entries (const void *a, const void *b)
+static int
+s_compare_entries (const void *a, const void *b)
 {
     const s_entry_t *x = a, *y = b;
     if (x->fact->kind != y->fact->kind)
@@ -601,7 +617,8 @@ static int s_compare_entries (const void *a, const void *b)
 }
 
 //  One transaction over the pending facts of facts[0..count).
-static s_result_t s_commit (ingest_store_t *self, ingest_fact_t **facts, size_t count)
+static s_result_t
+s_commit (ingest_store_t *self, ingest_fact_t **facts, size_t count)
 {
     if (count > self->entries_capacity) {
         self->entries = realloc (self->entries, count * sizeof *self->entries);
@@ -623,8 +640,8 @@ static s_result_t s_commit (ingest_store_t *self, ingest_fact_t **facts, size_t 
     size_t deliveries = 0, ratings = 0;
     for (size_t i = 0; i < pending; i++) {
         ingest_fact_t *fact = self->entries[i].fact;
-        if (i > 0 && self->entries[i - 1].fact->kind == fact->kind &&
-            !strcmp (self->entries[i - 1].fact->key, fact->key)) {
+        if (i > 0 && self->entries[i - 1].fact->kind == fact->kind
+            && !strcmp (self->entries[i - 1].fact->key, fact->key)) {
             fact->outcome = INGEST_DEFERRED;
             continue;
         }
@@ -639,8 +656,7 @@ static s_result_t s_commit (ingest_store_t *self, ingest_fact_t **facts, size_t 
     if (rc == S_DONE) {
         for (size_t i = 0; i < pending; i++) {
             ingest_fact_t *fact = self->entries[i].fact;
-            if (fact->kind == HCP__V1__SUBMIT__FACT_RATING &&
-                fact->outcome == INGEST_PENDING)
+            if (fact->kind == HCP__V1__SUBMIT__FACT_RATING && fact->outcome == INGEST_PENDING)
                 self->subset[ratings++] = fact;
         }
         if (ratings > 0)
@@ -665,21 +681,23 @@ static s_result_t s_commit (ingest_store_t *self, ingest_fact_t **facts, size_t 
             leader = fact;
             continue;
         }
-        bool same = fact->canonical_size == leader->canonical_size &&
-                    !memcmp (fact->canonical, leader->canonical, fact->canonical_size);
+        bool same = fact->canonical_size == leader->canonical_size
+                    && !memcmp (fact->canonical, leader->canonical, fact->canonical_size);
         if (leader->outcome == INGEST_ACCEPTED || leader->outcome == INGEST_DUPLICATE) {
             if (same)
                 fact->outcome = INGEST_DUPLICATE;
             else
                 s_set_conflict (fact);
-        } else if (leader->outcome == INGEST_REJECTED && same &&
-                   !strcmp (leader->rejection.code, "conflict"))
+        }
+        else if (leader->outcome == INGEST_REJECTED && same
+                 && !strcmp (leader->rejection.code, "conflict"))
             s_set_conflict (fact);
     }
     return S_DONE;
 }
 
-int ingest_store_commit (ingest_store_t *self, ingest_fact_t **facts, size_t count)
+int
+ingest_store_commit (ingest_store_t *self, ingest_fact_t **facts, size_t count)
 {
     s_result_t rc = s_commit (self, facts, count);
     if (rc != S_DATA)
@@ -695,11 +713,11 @@ int ingest_store_commit (ingest_store_t *self, ingest_fact_t **facts, size_t cou
         if (rc == S_RETRY)
             return -1; //  those decided so far keep their outcome
         if (rc == S_DATA) {
-            hcp_rejection_set (
-                &facts[i]->rejection, "message", "storage_refused",
-                "the database refused this %s: %s",
-                facts[i]->kind == HCP__V1__SUBMIT__FACT_RATING ? "rating" : "delivery",
-                hcp_db_error (self->db));
+            hcp_rejection_set (&facts[i]->rejection, "message", "storage_refused",
+                               "the database refused this %s: %s",
+                               facts[i]->kind == HCP__V1__SUBMIT__FACT_RATING ? "rating"
+                                                                              : "delivery",
+                               hcp_db_error (self->db));
             facts[i]->outcome = INGEST_REJECTED;
             isolated++;
         }
@@ -709,8 +727,8 @@ int ingest_store_commit (ingest_store_t *self, ingest_fact_t **facts, size_t cou
     return 0;
 }
 
-int ingest_store_record_rejections (ingest_store_t *self, ingest_fact_t **facts,
-                                    size_t count)
+int
+ingest_store_record_rejections (ingest_store_t *self, ingest_fact_t **facts, size_t count)
 {
     ingest_array_t *a = self->rejections;
     for (int i = 0; i < X_COLUMNS; i++)
@@ -724,10 +742,10 @@ int ingest_store_record_rejections (ingest_store_t *self, ingest_fact_t **facts,
         ingest_array_add_text (&a[X_CODE], fact->rejection.code, 0);
         ingest_array_add_text (&a[X_REASON], fact->rejection.reason, 0);
         ingest_array_add_text (&a[X_PEER], fact->peer, 1);
-        ingest_array_add_int4 (&a[X_SIZE], (int32_t)fact->raw_size);
+        ingest_array_add_int4 (&a[X_SIZE], (int32_t) fact->raw_size);
         size_t excerpt = fact->raw_size < S_EXCERPT_MAX ? fact->raw_size : S_EXCERPT_MAX;
-        ingest_array_add (&a[X_EXCERPT], fact->raw ? fact->raw : (const uint8_t *)"",
-                          fact->raw ? (int)excerpt : 0);
+        ingest_array_add (&a[X_EXCERPT], fact->raw ? fact->raw : (const uint8_t *) "",
+                          fact->raw ? (int) excerpt : 0);
     }
     if (a[X_FIELD].count == 0)
         return 0;
@@ -739,8 +757,7 @@ int ingest_store_record_rejections (ingest_store_t *self, ingest_fact_t **facts,
     PQclear (res);
     if (hcp_db_lost (self->db))
         return -1;
-    hcp_log_kv (HCP_LOG_ERROR, "cannot record rejections (they are in this log)",
-                "sqlstate", hcp_db_sqlstate (self->db), "error", hcp_db_error (self->db),
-                NULL);
+    hcp_log_kv (HCP_LOG_ERROR, "cannot record rejections (they are in this log)", "sqlstate",
+                hcp_db_sqlstate (self->db), "error", hcp_db_error (self->db), NULL);
     return 0;
 }

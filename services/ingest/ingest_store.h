@@ -50,14 +50,13 @@ typedef enum {
 //  One submission on its way through ingest. The caller fills raw, size,
 //  peer and submit; ingest_fact_prepare and the store fill the rest.
 typedef struct {
-    const uint8_t *raw; //  the message as received (not owned), for the excerpt
-    size_t raw_size;    //  its size in bytes
-    char peer[24];      //  routing id of the sender, hex (for rejected_submissions)
-    Hcp__V1__Submit
-        *submit;        //  decoded message, or NULL; owned (freed by ingest_fact_clear)
-    int kind;           //  HCP__V1__SUBMIT__FACT_DELIVERY / _RATING once prepared
-    char key[72];       //  canonical id: lower-case rating UUID, or delivery_id
-    uint8_t *canonical; //  canonical encoding (fingerprint input), owned
+    const uint8_t *raw;      //  the message as received (not owned), for the excerpt
+    size_t raw_size;         //  its size in bytes
+    char peer[24];           //  routing id of the sender, hex (for rejected_submissions)
+    Hcp__V1__Submit *submit; //  decoded message, or NULL; owned (freed by ingest_fact_clear)
+    int kind;                //  HCP__V1__SUBMIT__FACT_DELIVERY / _RATING once prepared
+    char key[72];            //  canonical id: lower-case rating UUID, or delivery_id
+    uint8_t *canonical;      //  canonical encoding (fingerprint input), owned
     size_t canonical_size;
     uint8_t *payload;    //  event payload (canonical without personal data), owned
     size_t payload_size; //  (payload may equal canonical: see ingest_fact_clear)
@@ -108,7 +107,6 @@ int ingest_store_commit (ingest_store_t *self, ingest_fact_t **facts, size_t cou
 //  reconnecting). Any other database error is logged and the rejections
 //  are dropped from the table (they were logged already) so that a broken
 //  table never stops the service: returns 0 then.
-int ingest_store_record_rejections (ingest_store_t *self, ingest_fact_t **facts,
-                                    size_t count);
+int ingest_store_record_rejections (ingest_store_t *self, ingest_fact_t **facts, size_t count);
 
 #endif

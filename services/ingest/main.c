@@ -33,7 +33,8 @@ static const hcp_service_info_t s_info = {
     "60)\n"
     "  ingest.stats_seconds            period of the stats log line (default 60)\n"};
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     hcp_config_t *config = hcp_service_start (&s_info, &argc, argv);
     if (argc > 1) {
@@ -45,18 +46,16 @@ int main (int argc, char **argv)
     ingest_settings_default (&settings);
     settings.conninfo = hcp_service_conninfo (config);
     settings.bind = hcp_service_str (config, "ingest.bind", settings.bind);
-    settings.batch_max =
-        (int)hcp_service_int (config, "ingest.batch_max", 500, 1, 100000);
-    settings.limits.max_message_bytes = (size_t)hcp_service_int (
+    settings.batch_max = (int) hcp_service_int (config, "ingest.batch_max", 500, 1, 100000);
+    settings.limits.max_message_bytes = (size_t) hcp_service_int (
         config, "ingest.max_message_bytes", 65536, 1024, 16 << 20);
     settings.limits.clock_skew_ms =
         hcp_service_int (config, "ingest.clock_skew_seconds", 300, 0, 86400) * 1000;
-    settings.limits.comment_max_chars =
-        (size_t)hcp_service_int (config, "ingest.comment_max_chars", 2000, 0, 100000);
-    settings.catalog_refresh_s =
-        (int)hcp_service_int (config, "ingest.catalog_refresh_seconds", 60, 1, 86400);
-    settings.stats_s =
-        (int)hcp_service_int (config, "ingest.stats_seconds", 60, 1, 86400);
+    settings.limits.comment_max_chars = (size_t) hcp_service_int (
+        config, "ingest.comment_max_chars", 2000, 0, 100000);
+    settings.catalog_refresh_s = (int) hcp_service_int (
+        config, "ingest.catalog_refresh_seconds", 60, 1, 86400);
+    settings.stats_s = (int) hcp_service_int (config, "ingest.stats_seconds", 60, 1, 86400);
 
     ingest_server_t *server = ingest_server_new (&settings);
     int rc = 1;

@@ -27,7 +27,8 @@
 #include <cmocka.h>
 
 //  Unix ms of a local (Asia/Shanghai) time "YYYY-MM-DD HH:MM".
-static inline int64_t tc_ms (const char *text)
+static inline int64_t
+tc_ms (const char *text)
 {
     int64_t ms = 0;
     if (hcp_clock_parse (text, &ms) != 0)
@@ -38,9 +39,9 @@ static inline int64_t tc_ms (const char *text)
 //  Inserts a rating of item at rated ("YYYY-MM-DD HH:MM", Shanghai) with
 //  grades (0 = unrated) and writes its id into id. The ids are UUIDv7 of
 //  the rating time, as an adapter would choose them.
-static inline void tc_rating (PGconn *conn, const char *item, const char *rated,
-                              int standardization, int convenience, int accuracy,
-                              const char *comment, char id[HCP_UUID_STR_LEN])
+static inline void
+tc_rating (PGconn *conn, const char *item, const char *rated, int standardization,
+           int convenience, int accuracy, const char *comment, char id[HCP_UUID_STR_LEN])
 {
     hcp_uuid_v7 (tc_ms (rated), id);
     char grades[3][8];
@@ -59,13 +60,12 @@ static inline void tc_rating (PGconn *conn, const char *item, const char *rated,
 //  Runs a command at business time now (Shanghai "YYYY-MM-DD HH:MM"), with
 //  fields given as key, value pairs ended by NULL. A fresh request id each
 //  time. Returns the reply (by value).
-static inline hcp_case_reply_t tc_command (hcp_db_t *db, int64_t case_id,
-                                           const char *action, const char *now, ...)
+static inline hcp_case_reply_t
+tc_command (hcp_db_t *db, int64_t case_id, const char *action, const char *now, ...)
 {
     char request_id[HCP_UUID_STR_LEN];
     hcp_uuid_v7 (0, request_id);
-    hcp_case_command_t *command =
-        hcp_case_command_new (request_id, "tester", action, case_id);
+    hcp_case_command_t *command = hcp_case_command_new (request_id, "tester", action, case_id);
     va_list args;
     va_start (args, now);
     const char *key;
@@ -80,25 +80,25 @@ static inline hcp_case_reply_t tc_command (hcp_db_t *db, int64_t case_id,
 
 //  Same, and fails the test unless the command was applied and led to
 //  the expected state.
-#define TC_OK(db, case_id, action, now, to_state, ...)                                   \
-    do {                                                                                 \
-        hcp_case_reply_t tc_reply_ =                                                     \
-            tc_command (db, case_id, action, now, __VA_ARGS__, NULL);                    \
-        if (tc_reply_.status != HCP_CASE_OK)                                             \
-            fail_msg ("case %lld %s refused: %s: %s", (long long)(case_id), action,      \
-                      tc_reply_.code, tc_reply_.message);                                \
-        assert_string_equal (tc_reply_.state, to_state);                                 \
+#define TC_OK(db, case_id, action, now, to_state, ...)                                        \
+    do {                                                                                      \
+        hcp_case_reply_t tc_reply_ = tc_command (db, case_id, action, now, __VA_ARGS__,       \
+                                                 NULL);                                       \
+        if (tc_reply_.status != HCP_CASE_OK)                                                  \
+            fail_msg ("case %lld %s refused: %s: %s", (long long) (case_id), action,          \
+                      tc_reply_.code, tc_reply_.message);                                     \
+        assert_string_equal (tc_reply_.state, to_state);                                      \
     } while (0)
 
 //  Compares text with tests/integration/expected/name (or writes it when
 //  HCP_UPDATE_EXPECTED=1). On a difference, writes the actual text next to
 //  a temporary copy and shows `diff -u`.
-static inline void tc_expect_file (const char *name, const char *text)
+static inline void
+tc_expect_file (const char *name, const char *text)
 {
     const char *root = getenv ("HCP_ROOT");
     char path[1024];
-    snprintf (path, sizeof path, "%s/tests/integration/expected/%s", root ? root : ".",
-              name);
+    snprintf (path, sizeof path, "%s/tests/integration/expected/%s", root ? root : ".", name);
     const char *update = getenv ("HCP_UPDATE_EXPECTED");
     if (update && !strcmp (update, "1")) {
         FILE *file = fopen (path, "w");
@@ -113,12 +113,12 @@ static inline void tc_expect_file (const char *name, const char *text)
     fseek (file, 0, SEEK_END);
     long size = ftell (file);
     rewind (file);
-    char *expected = calloc (1, (size_t)size + 1);
-    assert_int_equal (fread (expected, 1, (size_t)size, file), (size_t)size);
+    char *expected = calloc (1, (size_t) size + 1);
+    assert_int_equal (fread (expected, 1, (size_t) size, file), (size_t) size);
     fclose (file);
     if (strcmp (expected, text) != 0) {
         char actual[1100];
-        snprintf (actual, sizeof actual, "/tmp/hcp-actual-%d-%s", (int)getpid (), name);
+        snprintf (actual, sizeof actual, "/tmp/hcp-actual-%d-%s", (int) getpid (), name);
         FILE *out = fopen (actual, "w");
         if (out) {
             fputs (text, out);
@@ -156,7 +156,8 @@ typedef struct {
 } tc_services_t;
 
 //  sweep_ms: case_router.sweep_interval_ms of the routers started later.
-static inline void tc_services_setup (tc_services_t *fx, const char *name, int sweep_ms)
+static inline void
+tc_services_setup (tc_services_t *fx, const char *name, int sweep_ms)
 {
     memset (fx, 0, sizeof *fx);
     fx->conninfo = hcp_test_db_create (name);
@@ -171,8 +172,8 @@ static inline void tc_services_setup (tc_services_t *fx, const char *name, int s
     snprintf (fx->clock_file, sizeof fx->clock_file, "%s/clock", fx->dir);
     snprintf (fx->env_clock, sizeof fx->env_clock, "HCP_CLOCK_FILE=%s", fx->clock_file);
     for (int i = 0; i < TC_MAX_ROUTERS; i++) {
-        snprintf (fx->router_endpoint[i], sizeof fx->router_endpoint[i],
-                  "ipc://%s/router-%d", fx->dir, i);
+        snprintf (fx->router_endpoint[i], sizeof fx->router_endpoint[i], "ipc://%s/router-%d",
+                  fx->dir, i);
         snprintf (fx->env_router_bind[i], sizeof fx->env_router_bind[i],
                   "HCP_CASE_ROUTER_BIND=ipc://%s/router-%d", fx->dir, i);
     }
@@ -184,7 +185,8 @@ static inline void tc_services_setup (tc_services_t *fx, const char *name, int s
 
 //  Sets the business clock of the services (and of hcpctl run by
 //  tc_hcpctl): a local time "YYYY-MM-DD HH:MM" (Asia/Shanghai).
-static inline void tc_services_clock (tc_services_t *fx, const char *now)
+static inline void
+tc_services_clock (tc_services_t *fx, const char *now)
 {
     FILE *file = fopen (fx->clock_file, "w");
     assert_non_null (file);
@@ -192,19 +194,21 @@ static inline void tc_services_clock (tc_services_t *fx, const char *now)
     fclose (file);
 }
 
-static inline void tc_start_bus_relay (tc_services_t *fx)
+static inline void
+tc_start_bus_relay (tc_services_t *fx)
 {
     const char *bus_argv[] = {"hcp-bus", NULL};
     const char *bus_env[] = {fx->env_publish, fx->env_subscribe, NULL};
     fx->bus = hcp_test_spawn ("hcp-bus", bus_argv, bus_env, fx->log);
     const char *relay_argv[] = {"hcp-relay", NULL};
-    const char *relay_env[] = {fx->env_conninfo, fx->env_publish,
-                               "HCP_RELAY_HEARTBEAT_MS=300", NULL};
+    const char *relay_env[] = {fx->env_conninfo, fx->env_publish, "HCP_RELAY_HEARTBEAT_MS=300",
+                               NULL};
     fx->relay = hcp_test_spawn ("hcp-relay", relay_argv, relay_env, fx->log);
 }
 
 //  Starts router instance i; with_clock: it uses the clock file.
-static inline void tc_start_router (tc_services_t *fx, int i, bool with_clock)
+static inline void
+tc_start_router (tc_services_t *fx, int i, bool with_clock)
 {
     assert_true (i >= 0 && i < TC_MAX_ROUTERS);
     const char *argv[] = {"hcp-case-router", NULL};
@@ -218,7 +222,8 @@ static inline void tc_start_router (tc_services_t *fx, int i, bool with_clock)
 }
 
 //  Stops a service with SIGTERM; it must exit 0.
-static inline void tc_stop (pid_t *pid)
+static inline void
+tc_stop (pid_t *pid)
 {
     if (*pid <= 0)
         return;
@@ -228,7 +233,8 @@ static inline void tc_stop (pid_t *pid)
     assert_int_equal (WEXITSTATUS (status), 0);
 }
 
-static inline void tc_kill (pid_t *pid)
+static inline void
+tc_kill (pid_t *pid)
 {
     if (*pid <= 0)
         return;
@@ -236,7 +242,8 @@ static inline void tc_kill (pid_t *pid)
     *pid = 0;
 }
 
-static inline void tc_services_teardown (tc_services_t *fx)
+static inline void
+tc_services_teardown (tc_services_t *fx)
 {
     for (int i = 0; i < TC_MAX_ROUTERS; i++)
         tc_stop (&fx->router[i]);
@@ -254,7 +261,8 @@ static inline void tc_services_teardown (tc_services_t *fx)
 //  For cmocka's teardown, which runs even when the test failed half-way:
 //  kills whatever is still running (a failed test must not leave services
 //  behind) and keeps the folder with services.log for the post-mortem.
-static inline int tc_services_cleanup (tc_services_t *fx)
+static inline int
+tc_services_cleanup (tc_services_t *fx)
 {
     for (int i = 0; i < TC_MAX_ROUTERS; i++)
         tc_kill (&fx->router[i]);
@@ -275,8 +283,8 @@ static inline int tc_services_cleanup (tc_services_t *fx)
 //  HH:MM"), every bad_every-th one bad (1: all), each with its
 //  rating.stored event in the same transaction, as ingest does. Returns
 //  how many were bad.
-static inline int tc_feed (PGconn *conn, const char *item, const char *rated, int count,
-                           int bad_every)
+static inline int
+tc_feed (PGconn *conn, const char *item, const char *rated, int count, int bad_every)
 {
     hcp_test_sql_exec (
         conn,
@@ -294,20 +302,21 @@ static inline int tc_feed (PGconn *conn, const char *item, const char *rated, in
 //  Runs hcpctl with the services' database and clock; stdout and stderr go
 //  to files out and err in the fixture folder (read with tc_read). Returns
 //  its exit code.
-static inline int tc_hcpctl (tc_services_t *fx, const char *args)
+static inline int
+tc_hcpctl (tc_services_t *fx, const char *args)
 {
     char bin[4096];
     snprintf (bin, sizeof bin, "%s", hcp_test_bin ("hcpctl"));
-    return hcp_test_shell (
-        "HCP_DATABASE_CONNINFO='%s' HCP_CLOCK_FILE='%s' "
-        "HCP_CASE_ROUTER_CONNECT='%s' USER=tester %s case %s >'%s/out' "
-        "2>'%s/err'",
-        fx->conninfo, fx->clock_file, fx->router_endpoint[0], bin, args, fx->dir,
-        fx->dir);
+    return hcp_test_shell ("HCP_DATABASE_CONNINFO='%s' HCP_CLOCK_FILE='%s' "
+                           "HCP_CASE_ROUTER_CONNECT='%s' USER=tester %s case %s >'%s/out' "
+                           "2>'%s/err'",
+                           fx->conninfo, fx->clock_file, fx->router_endpoint[0], bin, args,
+                           fx->dir, fx->dir);
 }
 
 //  The content of a file in the fixture folder (caller frees).
-static inline char *tc_read (tc_services_t *fx, const char *name)
+static inline char *
+tc_read (tc_services_t *fx, const char *name)
 {
     char path[1024];
     snprintf (path, sizeof path, "%s/%s", fx->dir, name);
@@ -317,8 +326,8 @@ static inline char *tc_read (tc_services_t *fx, const char *name)
     fseek (file, 0, SEEK_END);
     long size = ftell (file);
     rewind (file);
-    char *text = calloc (1, (size_t)size + 1);
-    if (fread (text, 1, (size_t)size, file) != (size_t)size)
+    char *text = calloc (1, (size_t) size + 1);
+    if (fread (text, 1, (size_t) size, file) != (size_t) size)
         text[0] = 0;
     fclose (file);
     return text;

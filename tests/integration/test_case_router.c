@@ -11,23 +11,25 @@
 
 static tc_services_t s_fx;
 
-static void s_expect (int rc, int expected, const char *args)
+static void
+s_expect (int rc, int expected, const char *args)
 {
     if (rc != expected) {
         char *out = tc_read (&s_fx, "out"), *err = tc_read (&s_fx, "err");
-        fail_msg ("hcpctl case %s: exit %d, expected %d\nstdout: %s\nstderr: %s", args,
-                  rc, expected, out, err);
+        fail_msg ("hcpctl case %s: exit %d, expected %d\nstdout: %s\nstderr: %s", args, rc,
+                  expected, out, err);
     }
 }
 
-#define HCPCTL(expected, ...)                                                            \
-    do {                                                                                 \
-        char args_[2048];                                                                \
-        snprintf (args_, sizeof args_, __VA_ARGS__);                                     \
-        s_expect (tc_hcpctl (&s_fx, args_), expected, args_);                            \
+#define HCPCTL(expected, ...)                                                                 \
+    do {                                                                                      \
+        char args_[2048];                                                                     \
+        snprintf (args_, sizeof args_, __VA_ARGS__);                                          \
+        s_expect (tc_hcpctl (&s_fx, args_), expected, args_);                                 \
     } while (0)
 
-static void s_contains (const char *file, const char *needle)
+static void
+s_contains (const char *file, const char *needle)
 {
     char *text = tc_read (&s_fx, file);
     if (!strstr (text, needle))
@@ -37,15 +39,15 @@ static void s_contains (const char *file, const char *needle)
 
 //  Sends one raw CaseCommand on a DEALER and returns the reply (caller
 //  frees), for what hcpctl does not show: a retry under the same id.
-static Hcp__V1__CaseReply *s_raw (const char *request_id, const char *action,
-                                  int64_t case_id)
+static Hcp__V1__CaseReply *
+s_raw (const char *request_id, const char *action, int64_t case_id)
 {
     zsock_t *dealer = zsock_new_dealer (s_fx.router_endpoint[0]);
     assert_non_null (dealer);
     Hcp__V1__CaseCommand command = HCP__V1__CASE_COMMAND__INIT;
-    command.request_id = (char *)request_id;
-    command.actor = (char *)"raw client";
-    command.action = (char *)action;
+    command.request_id = (char *) request_id;
+    command.actor = (char *) "raw client";
+    command.action = (char *) action;
     command.case_id = case_id;
     size_t size = hcp__v1__case_command__get_packed_size (&command);
     zframe_t *frame = zframe_new (NULL, size);
@@ -54,17 +56,18 @@ static Hcp__V1__CaseReply *s_raw (const char *request_id, const char *action,
     zsock_set_rcvtimeo (dealer, 20000);
     zframe_t *answer = zframe_recv (dealer);
     assert_non_null (answer);
-    Hcp__V1__CaseReply *reply =
-        hcp__v1__case_reply__unpack (NULL, zframe_size (answer), zframe_data (answer));
+    Hcp__V1__CaseReply *reply = hcp__v1__case_reply__unpack (NULL, zframe_size (answer),
+                                                             zframe_data (answer));
     zframe_destroy (&answer);
     zsock_destroy (&dealer);
     assert_non_null (reply);
     return reply;
 }
 
-static void test_staff_move_a_case_with_hcpctl (void **state)
+static void
+test_staff_move_a_case_with_hcpctl (void **state)
 {
-    (void)state;
+    (void) state;
     tc_services_setup (&s_fx, "case_router", 600000);
     tc_services_clock (&s_fx, "2026-03-02 10:20");
     tc_start_bus_relay (&s_fx);
@@ -78,18 +81,17 @@ static void test_staff_move_a_case_with_hcpctl (void **state)
 
     //  A bad rating, and a good one, arrive as ingest stores them.
     hcp_test_sql_exec (
-        s_fx.conn,
-        "WITH r AS (INSERT INTO ratings (rating_id, item_code, channel, stage, "
-        "rating_count, rater_type, rated_at, standardization, convenience, "
-        "accuracy, comment, fingerprint) VALUES "
-        "('019cac6b-5a78-7000-8000-000000000001', '000119001000', 1, 3, 1, 1, "
-        "'2026-03-02 10:15+08', 4, NULL, 5, '窗口等候时间太长', '\\x00'), "
-        "('019cac6b-5a78-7000-8000-000000000002', '000119001000', 1, 3, 1, 1, "
-        "'2026-03-02 10:16+08', 1, 1, 1, '', '\\x00') RETURNING rating_id) "
-        "INSERT INTO events (type, key) SELECT 'rating.stored', rating_id::text "
-        "FROM r");
-    assert_int_equal (
-        hcp_test_wait_int (s_fx.conn, 1, 30000, "SELECT count(*) FROM cases"), 1);
+        s_fx.conn, "WITH r AS (INSERT INTO ratings (rating_id, item_code, channel, stage, "
+                   "rating_count, rater_type, rated_at, standardization, convenience, "
+                   "accuracy, comment, fingerprint) VALUES "
+                   "('019cac6b-5a78-7000-8000-000000000001', '000119001000', 1, 3, 1, 1, "
+                   "'2026-03-02 10:15+08', 4, NULL, 5, '窗口等候时间太长', '\\x00'), "
+                   "('019cac6b-5a78-7000-8000-000000000002', '000119001000', 1, 3, 1, 1, "
+                   "'2026-03-02 10:16+08', 1, 1, 1, '', '\\x00') RETURNING rating_id) "
+                   "INSERT INTO events (type, key) SELECT 'rating.stored', rating_id::text "
+                   "FROM r");
+    assert_int_equal (hcp_test_wait_int (s_fx.conn, 1, 30000, "SELECT count(*) FROM cases"),
+                      1);
     long long id = hcp_test_sql_int (s_fx.conn, "SELECT case_id FROM cases");
     //  Opened from the event: the consumer's offset moved past it.
     assert_int_equal (
@@ -115,11 +117,10 @@ static void test_staff_move_a_case_with_hcpctl (void **state)
 
     //  The whole way, as the hall, the General Office and the unit.
     tc_services_clock (&s_fx, "2026-03-03 09:30");
-    HCPCTL (
-        0,
-        "visit %lld --cause '材料清单与指南不一致' --reached '评价人本人' --method 电话 "
-        "--actor 'hall: 王芳'",
-        id);
+    HCPCTL (0,
+            "visit %lld --cause '材料清单与指南不一致' --reached '评价人本人' --method 电话 "
+            "--actor 'hall: 王芳'",
+            id);
     s_contains ("out", "awaiting_visit → visited");
     tc_services_clock (&s_fx, "2026-03-03 16:00");
     HCPCTL (0, "file-form %lld --actor 'hall: 王芳'", id);
@@ -136,18 +137,16 @@ static void test_staff_move_a_case_with_hcpctl (void **state)
     tc_services_clock (&s_fx, "2026-03-10 11:00");
     HCPCTL (1, "respond %lld ledger --text 'rewrite the guide' --due 2026-03-09", id);
     s_contains ("err", "must be after today");
-    HCPCTL (
-        0,
-        "respond %lld ledger --text '重写办事指南' --due 2026-04-30 --actor 'LUM: 赵敏'",
-        id);
+    HCPCTL (0,
+            "respond %lld ledger --text '重写办事指南' --due 2026-04-30 --actor 'LUM: 赵敏'",
+            id);
     HCPCTL (0, "list --state in_ledger");
     s_contains ("out", "in_ledger");
     s_contains ("out", "ledger 2026-04-30 due");
     tc_services_clock (&s_fx, "2026-04-28 10:00");
     HCPCTL (0, "list --overdue");
     s_contains ("out", "(0 cases)");
-    HCPCTL (0, "extend %lld --due 2026-05-29 --reason '供应商延期' --actor 'GO: 李强'",
-            id);
+    HCPCTL (0, "extend %lld --due 2026-05-29 --reason '供应商延期' --actor 'GO: 李强'", id);
     HCPCTL (1, "extend %lld --due 2026-06-30 --reason again", id);
     s_contains ("err", "state ledger_extended");
     tc_services_clock (&s_fx, "2026-06-01 10:00");
@@ -195,13 +194,15 @@ static void test_staff_move_a_case_with_hcpctl (void **state)
     tc_services_teardown (&s_fx);
 }
 
-static int s_cleanup (void **state)
+static int
+s_cleanup (void **state)
 {
-    (void)state;
+    (void) state;
     return tc_services_cleanup (&s_fx);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_staff_move_a_case_with_hcpctl, s_cleanup),

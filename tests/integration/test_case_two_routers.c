@@ -5,9 +5,10 @@
 
 static tc_services_t s_fx;
 
-static void test_two_routers_never_open_a_case_twice (void **state)
+static void
+test_two_routers_never_open_a_case_twice (void **state)
 {
-    (void)state;
+    (void) state;
     //  A sweep every 300 ms in each instance, racing the event path.
     tc_services_setup (&s_fx, "case_two_routers", 300);
     tc_start_bus_relay (&s_fx);
@@ -22,33 +23,28 @@ static void test_two_routers_never_open_a_case_twice (void **state)
         hcp_test_sleep_ms (20);
     }
     assert_int_equal (bad, 210);
-    assert_int_equal (
-        hcp_test_wait_int (s_fx.conn, bad, 60000, "SELECT count(*) FROM cases"), bad);
+    assert_int_equal (hcp_test_wait_int (s_fx.conn, bad, 60000, "SELECT count(*) FROM cases"),
+                      bad);
     //  Give both a few more sweeps and events to do something twice.
     hcp_test_sleep_ms (1500);
     assert_int_equal (hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM cases"), bad);
-    assert_int_equal (
-        hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM ratings r WHERE is_bad AND "
-                                     "(SELECT count(*) FROM cases c WHERE c.rating_id = "
-                                     "r.rating_id) <> 1"),
-        0);
     assert_int_equal (hcp_test_sql_int (s_fx.conn,
-                                        "SELECT count(*) FROM cases c JOIN ratings "
-                                        "r USING (rating_id) WHERE NOT r.is_bad"),
+                                        "SELECT count(*) FROM ratings r WHERE is_bad AND "
+                                        "(SELECT count(*) FROM cases c WHERE c.rating_id = "
+                                        "r.rating_id) <> 1"),
+                      0);
+    assert_int_equal (hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM cases c JOIN ratings "
+                                                   "r USING (rating_id) WHERE NOT r.is_bad"),
                       0);
     assert_int_equal (
-        hcp_test_sql_int (s_fx.conn,
-                          "SELECT count(*) FROM events WHERE type = 'case.opened'"),
+        hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM events WHERE type = 'case.opened'"),
         bad);
-    assert_int_equal (hcp_test_sql_int (s_fx.conn,
-                                        "SELECT count(DISTINCT key) FROM events "
-                                        "WHERE type = 'case.opened'"),
+    assert_int_equal (hcp_test_sql_int (s_fx.conn, "SELECT count(DISTINCT key) FROM events "
+                                                   "WHERE type = 'case.opened'"),
                       bad);
-    assert_int_equal (hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM case_history"),
-                      bad);
-    assert_int_equal (hcp_test_sql_int (s_fx.conn,
-                                        "SELECT count(*) FROM deadlines WHERE kind "
-                                        "= 'form'"),
+    assert_int_equal (hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM case_history"), bad);
+    assert_int_equal (hcp_test_sql_int (s_fx.conn, "SELECT count(*) FROM deadlines WHERE kind "
+                                                   "= 'form'"),
                       bad);
     //  Every event was consumed: the offset reached the last rating event.
     assert_int_equal (
@@ -61,13 +57,15 @@ static void test_two_routers_never_open_a_case_twice (void **state)
     tc_services_teardown (&s_fx);
 }
 
-static int s_cleanup (void **state)
+static int
+s_cleanup (void **state)
 {
-    (void)state;
+    (void) state;
     return tc_services_cleanup (&s_fx);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_two_routers_never_open_a_case_twice, s_cleanup),

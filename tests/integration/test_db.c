@@ -96,8 +96,8 @@ test_unreachable_database_gives_up_after_max_wait (void **state)
     int64_t started = hcp_test_now_ms ();
     assert_int_equal (hcp_db_ensure (db, 600, NULL), -1);
     int64_t waited = hcp_test_now_ms () - started;
-    assert_true (waited >= 300);   //  it retried with backoff...
-    assert_true (waited < 5000);   //  ...and gave up on time
+    assert_true (waited >= 300); //  it retried with backoff...
+    assert_true (waited < 5000); //  ...and gave up on time
     assert_non_null (strstr (hcp_db_error (db), "nonexistent-hcp-socket-dir"));
     assert_null (hcp_db_conn (db));
     hcp_db_destroy (&db);

@@ -5,14 +5,14 @@
 */
 #include "test_ingest_support.h"
 
-static void test_no_ingest_fails_clearly (void **state)
+static void
+test_no_ingest_fails_clearly (void **state)
 {
-    (void)state;
+    (void) state;
     char *dir = hcp_test_tmpdir ("client_none");
     char endpoint[600];
     snprintf (endpoint, sizeof endpoint, "ipc://%s/nobody", dir);
-    hcp_client_options_t options = {
-        .timeout_ms = 100, .max_attempts = 3, .backoff_ms = 20};
+    hcp_client_options_t options = {.timeout_ms = 100, .max_attempts = 3, .backoff_ms = 20};
     hcp_client_t *client = hcp_client_new (endpoint, &options);
     assert_non_null (client);
     Hcp__V1__Rating rating;
@@ -40,9 +40,10 @@ static void test_no_ingest_fails_clearly (void **state)
     free (dir);
 }
 
-static void test_bad_arguments (void **state)
+static void
+test_bad_arguments (void **state)
 {
-    (void)state;
+    (void) state;
     assert_null (hcp_client_new ("not-an-endpoint", NULL));
     assert_null (hcp_client_new ("", NULL));
     hcp_client_t *client = hcp_client_new ("tcp://127.0.0.1:1", NULL);
@@ -61,9 +62,10 @@ static void test_bad_arguments (void **state)
     hcp_client_destroy (&client);
 }
 
-static void test_names (void **state)
+static void
+test_names (void **state)
 {
-    (void)state;
+    (void) state;
     assert_int_equal (hcp_client_channel_parse ("hall-device"), 1);
     assert_int_equal (hcp_client_channel_parse ("SUGGESTION_BOX"), 6);
     assert_int_equal (hcp_client_channel_parse ("7"), 7);
@@ -87,9 +89,10 @@ static void test_names (void **state)
 
 //  Sent while no ingest listens; ingest starts; the resend is answered.
 //  Then a second endpoint that nobody serves does not lose submissions.
-static void test_late_ingest_and_dead_endpoint (void **state)
+static void
+test_late_ingest_and_dead_endpoint (void **state)
 {
-    (void)state;
+    (void) state;
     char *dir = hcp_test_tmpdir ("client_late");
     char dead[600];
     snprintf (dead, sizeof dead, "ipc://%s/dead", dir);
@@ -107,8 +110,7 @@ static void test_late_ingest_and_dead_endpoint (void **state)
         Hcp__V1__Rating rating;
         Hcp__V1__Rater rater;
         s_rating (&rating, &rater, ids[i]);
-        assert_int_equal (hcp_client_send_rating (client, &rating, (void *)(intptr_t)i),
-                          0);
+        assert_int_equal (hcp_client_send_rating (client, &rating, (void *) (intptr_t) i), 0);
     }
     hcp_client_result_t result;
     assert_int_equal (hcp_client_wait (client, 300, &result), 0); //  nobody answers yet
@@ -118,19 +120,19 @@ static void test_late_ingest_and_dead_endpoint (void **state)
         if (result.status != HCP_CLIENT_ACCEPTED)
             fail_msg ("%s: %s %s", result.id, hcp_client_status_name (result.status),
                       result.reason);
-        assert_string_equal (result.id, ids[(intptr_t)result.tag]);
+        assert_string_equal (result.id, ids[(intptr_t) result.tag]);
         assert_true (result.latency_us > 0);
         accepted++;
     }
     assert_int_equal (accepted, 50);
-    assert_int_equal (hcp_test_sql_int (ingest->conn, "SELECT count(*) FROM ratings"),
-                      50);
+    assert_int_equal (hcp_test_sql_int (ingest->conn, "SELECT count(*) FROM ratings"), 50);
     hcp_client_destroy (&client);
     s_ingest_destroy (&ingest);
     free (dir);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_no_ingest_fails_clearly),

@@ -16,19 +16,19 @@
 //  --------------------------------------------------------------------------
 //  Through hcp-ingest
 
-static void test_resend_is_duplicate (void **state)
+static void
+test_resend_is_duplicate (void **state)
 {
-    (void)state;
+    (void) state;
     ingest_t *ingest = s_ingest_start ("ingest_dup", NULL);
     zsock_t *socket = s_dealer (ingest);
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
     s_rating (&rating, &rater, id);
-    rater.name = (char *)"李四";
-    rater.phone = (char *)"13900000000";
-    int expected[] = {HCP__V1__ACK_STATUS__ACK_ACCEPTED,
-                      HCP__V1__ACK_STATUS__ACK_DUPLICATE,
+    rater.name = (char *) "李四";
+    rater.phone = (char *) "13900000000";
+    int expected[] = {HCP__V1__ACK_STATUS__ACK_ACCEPTED, HCP__V1__ACK_STATUS__ACK_DUPLICATE,
                       HCP__V1__ACK_STATUS__ACK_DUPLICATE};
     for (int i = 0; i < 3; i++) {
         Hcp__V1__SubmitReply *reply = s_call (socket, s_encode (&rating, NULL));
@@ -39,7 +39,7 @@ static void test_resend_is_duplicate (void **state)
     //  The same UUID in capitals is the same rating: a duplicate.
     char upper[HCP_UUID_STR_LEN];
     for (int i = 0; i < HCP_UUID_STR_LEN; i++)
-        upper[i] = (char)toupper ((unsigned char)id[i]);
+        upper[i] = (char) toupper ((unsigned char) id[i]);
     rating.rating_id = upper;
     Hcp__V1__SubmitReply *reply = s_call (socket, s_encode (&rating, NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_DUPLICATE);
@@ -54,14 +54,12 @@ static void test_resend_is_duplicate (void **state)
                           "AND key = '%s'",
                           id),
         1);
-    assert_int_equal (
-        hcp_test_sql_int (conn,
-                          "SELECT count(*) FROM rater_pii WHERE fact_id = "
-                          "'%s' AND name = '李四' AND phone = '13900000000'",
-                          id),
-        1);
-    assert_int_equal (
-        hcp_test_sql_int (conn, "SELECT count(*) FROM rejected_submissions"), 0);
+    assert_int_equal (hcp_test_sql_int (conn,
+                                        "SELECT count(*) FROM rater_pii WHERE fact_id = "
+                                        "'%s' AND name = '李四' AND phone = '13900000000'",
+                                        id),
+                      1);
+    assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM rejected_submissions"), 0);
     //  The event payload is the rating without personal data.
     char *hex = hcp_test_sql_text (conn, "SELECT encode(payload, 'hex') FROM events");
     size_t size = strlen (hex) / 2;
@@ -84,9 +82,10 @@ static void test_resend_is_duplicate (void **state)
 
 //  Many copies of one id sent at once, without waiting (they share
 //  batches): exactly one accepted, every other one duplicate.
-static void test_burst_of_copies (void **state)
+static void
+test_burst_of_copies (void **state)
 {
-    (void)state;
+    (void) state;
     ingest_t *ingest = s_ingest_start ("ingest_burst", NULL);
     zsock_t *socket = s_dealer (ingest);
     Hcp__V1__Rating rating;
@@ -96,7 +95,7 @@ static void test_burst_of_copies (void **state)
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-BURST");
-    rating.delivery_id = (char *)"D-BURST";
+    rating.delivery_id = (char *) "D-BURST";
     //  The delivery and its ratings in one burst: deliveries go first in a
     //  batch, so the rating finds its delivery.
     zframe_t *frame = s_encode (NULL, &delivery);
@@ -134,7 +133,8 @@ typedef struct {
     size_t count;
 } batch_t;
 
-static batch_t *s_batch_new (const char *name)
+static batch_t *
+s_batch_new (const char *name)
 {
     batch_t *self = calloc (1, sizeof *self);
     self->conninfo = hcp_test_db_create (name);
@@ -147,33 +147,35 @@ static batch_t *s_batch_new (const char *name)
 }
 
 //  Adds a fact to the batch, as ingest would after validation.
-static void s_batch_add (batch_t *self, const Hcp__V1__Rating *rating,
-                         const Hcp__V1__Delivery *delivery)
+static void
+s_batch_add (batch_t *self, const Hcp__V1__Rating *rating, const Hcp__V1__Delivery *delivery)
 {
     zframe_t *frame = s_encode (rating, delivery);
     ingest_fact_t *fact = &self->facts[self->count];
     memset (fact, 0, sizeof *fact);
-    fact->submit =
-        hcp__v1__submit__unpack (NULL, zframe_size (frame), zframe_data (frame));
+    fact->submit = hcp__v1__submit__unpack (NULL, zframe_size (frame), zframe_data (frame));
     zframe_destroy (&frame);
     assert_int_equal (ingest_fact_prepare (fact), 0);
     self->list[self->count] = fact;
     self->count++;
 }
 
-static void s_batch_commit (batch_t *self)
+static void
+s_batch_commit (batch_t *self)
 {
     assert_int_equal (ingest_store_commit (self->store, self->list, self->count), 0);
 }
 
-static void s_batch_clear (batch_t *self)
+static void
+s_batch_clear (batch_t *self)
 {
     for (size_t i = 0; i < self->count; i++)
         ingest_fact_clear (&self->facts[i]);
     self->count = 0;
 }
 
-static void s_batch_destroy (batch_t **self_p)
+static void
+s_batch_destroy (batch_t **self_p)
 {
     batch_t *self = *self_p;
     s_batch_clear (self);
@@ -186,9 +188,10 @@ static void s_batch_destroy (batch_t **self_p)
     *self_p = NULL;
 }
 
-static void test_two_copies_in_one_batch (void **state)
+static void
+test_two_copies_in_one_batch (void **state)
 {
-    (void)state;
+    (void) state;
     batch_t *batch = s_batch_new ("ingest_batch_copies");
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
@@ -207,7 +210,7 @@ static void test_two_copies_in_one_batch (void **state)
     //  Two copies with different content in one batch: one conflict.
     s_rating (&rating, &rater, id);
     s_batch_add (batch, &rating, NULL);
-    rating.comment = (char *)"改过的内容";
+    rating.comment = (char *) "改过的内容";
     s_batch_add (batch, &rating, NULL);
     s_batch_commit (batch);
     assert_int_equal (batch->facts[0].outcome, INGEST_ACCEPTED);
@@ -219,7 +222,7 @@ static void test_two_copies_in_one_batch (void **state)
     //  Two copies of a rating whose delivery is unknown: the first refused,
     //  the second left for the next batch (the delivery may come by then).
     s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *)"D-LATER";
+    rating.delivery_id = (char *) "D-LATER";
     s_batch_add (batch, &rating, NULL);
     s_batch_add (batch, &rating, NULL);
     s_batch_commit (batch);
@@ -238,21 +241,22 @@ static void test_two_copies_in_one_batch (void **state)
     s_batch_destroy (&batch);
 }
 
-static void test_delivery_and_rating_in_one_batch (void **state)
+static void
+test_delivery_and_rating_in_one_batch (void **state)
 {
-    (void)state;
+    (void) state;
     batch_t *batch = s_batch_new ("ingest_batch_pair");
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-PAIR");
-    delivery_rater.id_number = (char *)"110101199001011234";
+    delivery_rater.id_number = (char *) "110101199001011234";
     Hcp__V1__Rating rating, early;
     Hcp__V1__Rater rater, early_rater;
     char id[HCP_UUID_STR_LEN], early_id[HCP_UUID_STR_LEN];
     s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *)"D-PAIR";
+    rating.delivery_id = (char *) "D-PAIR";
     s_rating (&early, &early_rater, early_id);
-    early.delivery_id = (char *)"D-PAIR";
+    early.delivery_id = (char *) "D-PAIR";
     early.rated_at_ms = delivery.delivered_at_ms - 1000;
     //  The ratings come first in the batch; the delivery is stored first.
     s_batch_add (batch, &rating, NULL);
@@ -264,25 +268,24 @@ static void test_delivery_and_rating_in_one_batch (void **state)
     assert_string_equal (batch->facts[1].rejection.code, "before_delivery");
     assert_int_equal (batch->facts[2].outcome, INGEST_ACCEPTED);
     PGconn *conn = batch->conn;
-    assert_int_equal (hcp_test_sql_int (conn,
-                                        "SELECT count(*) FROM ratings WHERE delivery_id "
-                                        "= 'D-PAIR'"),
+    assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM ratings WHERE delivery_id "
+                                              "= 'D-PAIR'"),
                       1);
     //  Events in the order facts were stored: the delivery first.
-    char *types =
-        hcp_test_sql_text (conn, "SELECT string_agg(type, ',' ORDER BY id) FROM events");
+    char *types = hcp_test_sql_text (conn,
+                                     "SELECT string_agg(type, ',' ORDER BY id) FROM events");
     assert_string_equal (types, "delivery.stored,rating.stored");
     free (types);
-    assert_int_equal (
-        hcp_test_sql_int (conn, "SELECT count(*) FROM rater_pii WHERE fact_kind = "
-                                "'delivery' AND id_number = '110101199001011234'"),
-        1);
+    assert_int_equal (hcp_test_sql_int (conn,
+                                        "SELECT count(*) FROM rater_pii WHERE fact_kind = "
+                                        "'delivery' AND id_number = '110101199001011234'"),
+                      1);
     //  Store the rejection as ingest does: its own statement.
-    batch->facts[1].raw = (const uint8_t *)"raw bytes";
+    batch->facts[1].raw = (const uint8_t *) "raw bytes";
     batch->facts[1].raw_size = 9;
     snprintf (batch->facts[1].peer, sizeof batch->facts[1].peer, "00aabbcc");
-    assert_int_equal (
-        ingest_store_record_rejections (batch->store, batch->list, batch->count), 0);
+    assert_int_equal (ingest_store_record_rejections (batch->store, batch->list, batch->count),
+                      0);
     assert_int_equal (hcp_test_sql_int (conn,
                                         "SELECT count(*) FROM rejected_submissions WHERE "
                                         "fact_id = '%s' AND code = 'before_delivery' AND "
@@ -304,18 +307,19 @@ static void test_delivery_and_rating_in_one_batch (void **state)
 
 //  A connection lost in the middle: the commit reports -1, leaves the facts
 //  pending, and after a reconnect the same batch stores them once.
-static void test_connection_lost_then_retried (void **state)
+static void
+test_connection_lost_then_retried (void **state)
 {
-    (void)state;
+    (void) state;
     batch_t *batch = s_batch_new ("ingest_batch_lost");
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
     s_rating (&rating, &rater, id);
     s_batch_add (batch, &rating, NULL);
-    hcp_test_sql_exec (
-        batch->conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = current_database() AND application_name = 'test'");
+    hcp_test_sql_exec (batch->conn,
+                       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND application_name = 'test'");
     hcp_test_sleep_ms (100);
     assert_int_equal (ingest_store_commit (batch->store, batch->list, batch->count), -1);
     assert_int_equal (batch->facts[0].outcome, INGEST_PENDING);
@@ -327,7 +331,8 @@ static void test_connection_lost_then_retried (void **state)
     s_batch_destroy (&batch);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_resend_is_duplicate),

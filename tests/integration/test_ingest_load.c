@@ -8,9 +8,10 @@
 #define S_ADAPTERS 4
 #define S_RATINGS  5000
 
-static void test_four_adapters_with_resends (void **state)
+static void
+test_four_adapters_with_resends (void **state)
 {
-    (void)state;
+    (void) state;
     ingest_t *ingest = s_ingest_start ("ingest_load", NULL);
     load_adapter_t adapters[S_ADAPTERS];
     pthread_t threads[S_ADAPTERS];
@@ -32,9 +33,8 @@ static void test_four_adapters_with_resends (void **state)
             fail_msg (
                 "adapter %d: %d accepted, %d duplicate, %d rejected, %d failed; %d of %d "
                 "resends duplicate; last problem: %s",
-                a, adapter->accepted, adapter->duplicate, adapter->rejected,
-                adapter->failed, adapter->resent_duplicate, adapter->resent,
-                adapter->last_problem);
+                a, adapter->accepted, adapter->duplicate, adapter->rejected, adapter->failed,
+                adapter->resent_duplicate, adapter->resent, adapter->last_problem);
         assert_int_equal (adapter->resent, S_RATINGS / 10);
     }
     s_load_reconcile (ingest->conn, adapters, S_ADAPTERS);
@@ -45,7 +45,8 @@ static void test_four_adapters_with_resends (void **state)
     s_ingest_destroy (&ingest);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_four_adapters_with_resends),

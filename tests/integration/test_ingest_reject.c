@@ -8,9 +8,10 @@
 static ingest_t *s_ingest;
 static zsock_t *s_socket;
 
-static int s_setup (void **state)
+static int
+s_setup (void **state)
 {
-    (void)state;
+    (void) state;
     //  An item withdrawn from the catalog before ingest starts.
     s_ingest = s_ingest_start ("ingest_reject", NULL);
     hcp_test_sql_exec (s_ingest->conn,
@@ -22,16 +23,18 @@ static int s_setup (void **state)
     return 0;
 }
 
-static int s_teardown (void **state)
+static int
+s_teardown (void **state)
 {
-    (void)state;
+    (void) state;
     zsock_destroy (&s_socket);
     s_ingest_destroy (&s_ingest);
     return 0;
 }
 
 //  A valid rating is accepted and stored.
-static void s_valid_rating_accepted (void)
+static void
+s_valid_rating_accepted (void)
 {
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
@@ -41,15 +44,16 @@ static void s_valid_rating_accepted (void)
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
     assert_string_equal (reply->id, id);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
-    assert_int_equal (
-        hcp_test_sql_int (s_ingest->conn,
-                          "SELECT count(*) FROM ratings WHERE rating_id = '%s'", id),
-        1);
+    assert_int_equal (hcp_test_sql_int (s_ingest->conn,
+                                        "SELECT count(*) FROM ratings WHERE rating_id = '%s'",
+                                        id),
+                      1);
 }
 
 //  Sends frame, expects REJECTED with field and code, a new row in
 //  rejected_submissions saying the same, then a valid rating accepted.
-static void s_expect_rejected (zframe_t *frame, const char *field, const char *code)
+static void
+s_expect_rejected (zframe_t *frame, const char *field, const char *code)
 {
     long long before = hcp_test_sql_int (s_ingest->conn,
                                          "SELECT count(*) FROM rejected_submissions "
@@ -57,8 +61,8 @@ static void s_expect_rejected (zframe_t *frame, const char *field, const char *c
                                          field, code);
     size_t size = zframe_size (frame);
     Hcp__V1__SubmitReply *reply = s_call (s_socket, frame);
-    if (reply->status != HCP__V1__ACK_STATUS__ACK_REJECTED ||
-        strcmp (reply->field, field) || strcmp (reply->code, code))
+    if (reply->status != HCP__V1__ACK_STATUS__ACK_REJECTED || strcmp (reply->field, field)
+        || strcmp (reply->code, code))
         fail_msg ("expected rejected %s/%s, got status %d %s/%s: %s", field, code,
                   reply->status, reply->field, reply->code, reply->reason);
     assert_true (strlen (reply->reason) > 10);
@@ -72,17 +76,19 @@ static void s_expect_rejected (zframe_t *frame, const char *field, const char *c
     assert_int_equal (hcp_test_sql_int (s_ingest->conn,
                                         "SELECT size_bytes FROM rejected_submissions "
                                         "ORDER BY id DESC LIMIT 1"),
-                      (long long)size);
+                      (long long) size);
     assert_true (hcp_test_sql_int (s_ingest->conn,
                                    "SELECT length(excerpt) FROM rejected_submissions "
-                                   "ORDER BY id DESC LIMIT 1") <= 1024);
+                                   "ORDER BY id DESC LIMIT 1")
+                 <= 1024);
     s_valid_rating_accepted ();
 }
 
 //  A valid rating spoiled by a function, expected rejected.
 typedef void (spoil_fn) (Hcp__V1__Rating *rating, Hcp__V1__Rater *rater);
 
-static void s_spoiled (spoil_fn *spoil, const char *field, const char *code)
+static void
+s_spoiled (spoil_fn *spoil, const char *field, const char *code)
 {
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
@@ -95,9 +101,10 @@ static void s_spoiled (spoil_fn *spoil, const char *field, const char *code)
 //  --------------------------------------------------------------------------
 //  The message itself
 
-static void test_too_large (void **state)
+static void
+test_too_large (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
@@ -123,12 +130,12 @@ static void test_too_large (void **state)
     s_valid_rating_accepted ();
 }
 
-static void test_undecodable (void **state)
+static void
+test_undecodable (void **state)
 {
-    (void)state;
+    (void) state;
     static const char garbage[] = "\xff\xff\xff\xff\x0f not protobuf";
-    s_expect_rejected (zframe_new (garbage, sizeof garbage - 1), "message",
-                       "undecodable");
+    s_expect_rejected (zframe_new (garbage, sizeof garbage - 1), "message", "undecodable");
     //  Truncated in the middle of a field.
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
@@ -140,9 +147,10 @@ static void test_undecodable (void **state)
     s_expect_rejected (cut, "message", "undecodable");
 }
 
-static void test_several_frames (void **state)
+static void
+test_several_frames (void **state)
 {
-    (void)state;
+    (void) state;
     zmsg_t *message = zmsg_new ();
     zmsg_addstr (message, "one");
     zmsg_addstr (message, "two");
@@ -154,36 +162,41 @@ static void test_several_frames (void **state)
     s_valid_rating_accepted ();
 }
 
-static void test_no_fact (void **state)
+static void
+test_no_fact (void **state)
 {
-    (void)state;
+    (void) state;
     s_expect_rejected (zframe_new ("", 0), "submit", "no_fact");
 }
 
 //  --------------------------------------------------------------------------
 //  Ids
 
-static void s_bad_uuid (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_bad_uuid (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->rating_id = (char *)"0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0"; //  one digit short
+    (void) x;
+    r->rating_id = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0"; //  one digit short
 }
 
-static void s_no_id (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_no_id (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->rating_id = (char *)"";
+    (void) x;
+    r->rating_id = (char *) "";
 }
 
-static void s_spaced_delivery_id (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_spaced_delivery_id (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->delivery_id = (char *)"D 1";
+    (void) x;
+    r->delivery_id = (char *) "D 1";
 }
 
-static void test_ids (void **state)
+static void
+test_ids (void **state)
 {
-    (void)state;
+    (void) state;
     s_spoiled (s_bad_uuid, "rating.rating_id", "not_uuid");
     s_spoiled (s_no_id, "rating.rating_id", "missing");
     s_spoiled (s_spaced_delivery_id, "rating.delivery_id", "not_printable_ascii");
@@ -204,34 +217,37 @@ static void test_ids (void **state)
 //  --------------------------------------------------------------------------
 //  Catalog
 
-static void s_unknown_item (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_unknown_item (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->item_code = (char *)"NO-SUCH-ITEM";
+    (void) x;
+    r->item_code = (char *) "NO-SUCH-ITEM";
 }
 
-static void s_inactive_item (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_inactive_item (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->item_code = (char *)S_ITEM2;
+    (void) x;
+    r->item_code = (char *) S_ITEM2;
 }
 
-static void test_catalog (void **state)
+static void
+test_catalog (void **state)
 {
-    (void)state;
+    (void) state;
     s_spoiled (s_unknown_item, "rating.item_code", "unknown_item");
     s_spoiled (s_inactive_item, "rating.item_code", "inactive_item");
 }
 
 //  An item added after ingest started is found once the cache is refreshed
 //  on a miss (at most every 5 s).
-static void test_new_item_found_after_refresh (void **state)
+static void
+test_new_item_found_after_refresh (void **state)
 {
-    (void)state;
-    hcp_test_sql_exec (
-        s_ingest->conn,
-        "INSERT INTO service_items (item_code, name, unit_code) "
-        "SELECT 'NEW-ITEM-1', 'new', unit_code FROM service_items LIMIT 1");
+    (void) state;
+    hcp_test_sql_exec (s_ingest->conn,
+                       "INSERT INTO service_items (item_code, name, unit_code) "
+                       "SELECT 'NEW-ITEM-1', 'new', unit_code FROM service_items LIMIT 1");
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
@@ -239,7 +255,7 @@ static void test_new_item_found_after_refresh (void **state)
     int status = 0;
     while (hcp_test_now_ms () < deadline) {
         s_rating (&rating, &rater, id);
-        rating.item_code = (char *)"NEW-ITEM-1";
+        rating.item_code = (char *) "NEW-ITEM-1";
         Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
         status = reply->status;
         hcp__v1__submit_reply__free_unpacked (reply, NULL);
@@ -253,63 +269,73 @@ static void test_new_item_found_after_refresh (void **state)
 //  --------------------------------------------------------------------------
 //  Enums and numbers
 
-static void s_channel_99 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_channel_99 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->channel = (Hcp__V1__Channel)99;
+    (void) x;
+    r->channel = (Hcp__V1__Channel) 99;
 }
 
-static void s_channel_0 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_channel_0 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->channel = HCP__V1__CHANNEL__CHANNEL_UNSPECIFIED;
 }
 
-static void s_stage_4 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_stage_4 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->stage = (Hcp__V1__Stage)4;
+    (void) x;
+    r->stage = (Hcp__V1__Stage) 4;
 }
 
-static void s_grade_7 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_grade_7 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->accuracy = (Hcp__V1__Grade)7;
+    (void) x;
+    r->accuracy = (Hcp__V1__Grade) 7;
 }
 
-static void s_grade_negative (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_grade_negative (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->convenience = (Hcp__V1__Grade)-1;
+    (void) x;
+    r->convenience = (Hcp__V1__Grade) -1;
 }
 
-static void s_rater_type_9 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_rater_type_9 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)r;
-    x->type = (Hcp__V1__RaterType)9;
+    (void) r;
+    x->type = (Hcp__V1__RaterType) 9;
 }
 
-static void s_count_3 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_count_3 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->rating_count = 3;
 }
 
-static void s_count_0 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_count_0 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->rating_count = 0;
 }
 
-static void s_no_dimension (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_no_dimension (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->standardization = r->convenience = r->accuracy = HCP__V1__GRADE__GRADE_UNRATED;
 }
 
-static void test_enums_and_numbers (void **state)
+static void
+test_enums_and_numbers (void **state)
 {
-    (void)state;
+    (void) state;
     s_spoiled (s_channel_99, "rating.channel", "out_of_range");
     s_spoiled (s_channel_0, "rating.channel", "missing");
     s_spoiled (s_stage_4, "rating.stage", "out_of_range");
@@ -322,9 +348,10 @@ static void test_enums_and_numbers (void **state)
 }
 
 //  One dimension rated is enough; the others are stored as unrated.
-static void test_partial_dimensions_stored_as_unrated (void **state)
+static void
+test_partial_dimensions_stored_as_unrated (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
@@ -335,33 +362,35 @@ static void test_partial_dimensions_stored_as_unrated (void **state)
     Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
-    assert_int_equal (
-        hcp_test_sql_int (s_ingest->conn,
-                          "SELECT count(*) FROM ratings WHERE rating_id = '%s' "
-                          "AND standardization IS NULL AND accuracy IS NULL "
-                          "AND convenience = 5 AND is_bad",
-                          id),
-        1);
+    assert_int_equal (hcp_test_sql_int (s_ingest->conn,
+                                        "SELECT count(*) FROM ratings WHERE rating_id = '%s' "
+                                        "AND standardization IS NULL AND accuracy IS NULL "
+                                        "AND convenience = 5 AND is_bad",
+                                        id),
+                      1);
 }
 
 //  --------------------------------------------------------------------------
 //  Times
 
-static void s_no_time (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_no_time (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->rated_at_ms = 0;
 }
 
-static void s_future (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_future (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->rated_at_ms = hcp_clock_now_ms () + 3600 * 1000;
 }
 
-static void test_times (void **state)
+static void
+test_times (void **state)
 {
-    (void)state;
+    (void) state;
     s_spoiled (s_no_time, "rating.rated_at_ms", "missing");
     s_spoiled (s_future, "rating.rated_at_ms", "in_future");
     //  Within the skew (300 s): accepted.
@@ -376,13 +405,13 @@ static void test_times (void **state)
     Hcp__V1__Delivery delivery;
     s_delivery (&delivery, &rater, "D-FUTURE");
     delivery.delivered_at_ms = hcp_clock_now_ms () + 86400 * 1000;
-    s_expect_rejected (s_encode (NULL, &delivery), "delivery.delivered_at_ms",
-                       "in_future");
+    s_expect_rejected (s_encode (NULL, &delivery), "delivery.delivered_at_ms", "in_future");
 }
 
-static void test_rating_and_its_delivery (void **state)
+static void
+test_rating_and_its_delivery (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-REJECT-1");
@@ -395,22 +424,21 @@ static void test_rating_and_its_delivery (void **state)
     char id[HCP_UUID_STR_LEN];
     //  Rated before it was delivered.
     s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *)"D-REJECT-1";
+    rating.delivery_id = (char *) "D-REJECT-1";
     rating.rated_at_ms = delivery.delivered_at_ms - 1;
     s_expect_rejected (s_encode (&rating, NULL), "rating.rated_at_ms", "before_delivery");
     //  A delivery never received: submit the delivery first.
     s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *)"D-NEVER-SENT";
-    s_expect_rejected (s_encode (&rating, NULL), "rating.delivery_id",
-                       "unknown_delivery");
+    rating.delivery_id = (char *) "D-NEVER-SENT";
+    s_expect_rejected (s_encode (&rating, NULL), "rating.delivery_id", "unknown_delivery");
     //  Another item than the delivery's.
     s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *)"D-REJECT-1";
-    rating.item_code = (char *)"000119003000";
+    rating.delivery_id = (char *) "D-REJECT-1";
+    rating.item_code = (char *) "000119003000";
     s_expect_rejected (s_encode (&rating, NULL), "rating.item_code", "item_mismatch");
     //  At the very moment of delivery: fine.
     s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *)"D-REJECT-1";
+    rating.delivery_id = (char *) "D-REJECT-1";
     rating.rated_at_ms = delivery.delivered_at_ms;
     reply = s_call (s_socket, s_encode (&rating, NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
@@ -422,38 +450,43 @@ static void test_rating_and_its_delivery (void **state)
 
 static char s_text[8000];
 
-static void s_comment_2001 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_comment_2001 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     for (int i = 0; i < 2001; i++)
         memcpy (s_text + 3 * i, "评", 3);
     s_text[3 * 2001] = 0;
     r->comment = s_text;
 }
 
-static void s_comment_bad_utf8 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_comment_bad_utf8 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
-    r->comment = (char *)"good start \xe8\xaf then broken";
+    (void) x;
+    r->comment = (char *) "good start \xe8\xaf then broken";
 }
 
-static void s_name_bad_utf8 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_name_bad_utf8 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)r;
-    x->name = (char *)"\xc0\xaf overlong slash";
+    (void) r;
+    x->name = (char *) "\xc0\xaf overlong slash";
 }
 
-static void s_key_too_long (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_key_too_long (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)r;
+    (void) r;
     memset (s_text, 'k', 300);
     s_text[300] = 0;
     x->key = s_text;
 }
 
-static void test_text (void **state)
+static void
+test_text (void **state)
 {
-    (void)state;
+    (void) state;
     s_spoiled (s_comment_2001, "rating.comment", "too_long");
     s_spoiled (s_comment_bad_utf8, "rating.comment", "invalid_utf8");
     s_spoiled (s_name_bad_utf8, "rating.rater.name", "invalid_utf8");
@@ -477,14 +510,15 @@ static void test_text (void **state)
 
 //  A NUL byte inside a string would silently cut a C string: it must be
 //  refused on the wire. Built by hand: the comment field (12) of a rating.
-static void test_nul_byte (void **state)
+static void
+test_nul_byte (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
     s_rating (&rating, &rater, id);
-    rating.comment = (char *)"";
+    rating.comment = (char *) "";
     size_t size = hcp__v1__rating__get_packed_size (&rating);
     uint8_t buffer[1024];
     hcp__v1__rating__pack (&rating, buffer + 3);
@@ -493,34 +527,38 @@ static void test_nul_byte (void **state)
     size += sizeof comment;
     //  Submit field 2 (rating), length-delimited, with a two-byte length.
     buffer[0] = 0x12;
-    buffer[1] = (uint8_t)(0x80 | (size & 0x7f));
-    buffer[2] = (uint8_t)(size >> 7);
+    buffer[1] = (uint8_t) (0x80 | (size & 0x7f));
+    buffer[2] = (uint8_t) (size >> 7);
     s_expect_rejected (zframe_new (buffer, size + 3), "rating.comment", "invalid_utf8");
 }
 
-static void s_no_rater_type (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_no_rater_type (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)r;
+    (void) r;
     x->type = HCP__V1__RATER_TYPE__RATER_TYPE_UNSPECIFIED;
 }
 
-static void s_no_rater (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+static void
+s_no_rater (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
 {
-    (void)x;
+    (void) x;
     r->rater = NULL;
 }
 
-static void test_rater (void **state)
+static void
+test_rater (void **state)
 {
-    (void)state;
+    (void) state;
     s_spoiled (s_no_rater_type, "rating.rater.type", "missing");
     s_spoiled (s_no_rater, "rating.rater.type", "missing");
 }
 
 //  The same id with other content: a conflict, not a duplicate.
-static void test_conflict (void **state)
+static void
+test_conflict (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
@@ -531,21 +569,22 @@ static void test_conflict (void **state)
     rating.accuracy = HCP__V1__GRADE__GRADE_VERY_DISSATISFIED;
     s_expect_rejected (s_encode (&rating, NULL), "rating.rating_id", "conflict");
     //  The stored rating is the first one.
-    assert_int_equal (
-        hcp_test_sql_int (s_ingest->conn,
-                          "SELECT accuracy FROM ratings WHERE rating_id = '%s'", id),
-        3);
+    assert_int_equal (hcp_test_sql_int (s_ingest->conn,
+                                        "SELECT accuracy FROM ratings WHERE rating_id = '%s'",
+                                        id),
+                      3);
 }
 
 //  SQL in a field is data: stored verbatim, nothing executed.
-static void test_sql_text_is_data (void **state)
+static void
+test_sql_text_is_data (void **state)
 {
-    (void)state;
+    (void) state;
     static const char *evil = "x'); DROP TABLE ratings; --\\\" $1 \\x00";
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-';DROP-TABLE-ratings;--");
-    delivery_rater.name = (char *)evil;
+    delivery_rater.name = (char *) evil;
     Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (NULL, &delivery));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
@@ -553,9 +592,9 @@ static void test_sql_text_is_data (void **state)
     Hcp__V1__Rater rater;
     char id[HCP_UUID_STR_LEN];
     s_rating (&rating, &rater, id);
-    rating.comment = (char *)evil;
-    rating.delivery_id = (char *)"D-';DROP-TABLE-ratings;--";
-    rater.key = (char *)evil;
+    rating.comment = (char *) evil;
+    rating.delivery_id = (char *) "D-';DROP-TABLE-ratings;--";
+    rater.key = (char *) evil;
     reply = s_call (s_socket, s_encode (&rating, NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
@@ -571,9 +610,10 @@ static void test_sql_text_is_data (void **state)
 }
 
 //  A REQ client sends an empty delimiter frame first: it gets its reply.
-static void test_req_client (void **state)
+static void
+test_req_client (void **state)
 {
-    (void)state;
+    (void) state;
     zsock_t *req = zsock_new (ZMQ_REQ);
     zsock_set_rcvtimeo (req, 20000);
     zsock_set_linger (req, 0);
@@ -589,7 +629,8 @@ static void test_req_client (void **state)
     zsock_destroy (&req);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_too_large),

@@ -28,7 +28,8 @@ test_migrates_an_empty_database_and_reruns_safely (void **state)
 {
     (void) state;
     assert_int_equal (s_migrate (""), 0);
-    long long version = hcp_test_sql_int (s_conn, "SELECT max(version) FROM schema_migrations");
+    long long version = hcp_test_sql_int (s_conn,
+                                          "SELECT max(version) FROM schema_migrations");
     assert_true (version >= 1);
     long long tables = hcp_test_sql_int (s_conn, "SELECT count(*) FROM pg_tables "
                                                  "WHERE schemaname = 'public'");
@@ -134,7 +135,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_migrates_an_empty_database_and_reruns_safely),
         cmocka_unit_test (test_every_table_and_column_is_documented),
-        cmocka_unit_test (test_personal_data_is_closed_to_auditors_and_ratings_are_append_only),
+        cmocka_unit_test (
+            test_personal_data_is_closed_to_auditors_and_ratings_are_append_only),
         cmocka_unit_test (test_refuses_a_newer_schema),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);

@@ -40,8 +40,7 @@ static scenario_case_t s_cases[] = {
      "open,visit,file_form,assign,respond_ledger,rectified,close"},
     {'C', "D-C", "000119001000", "", 0,
      "open,visit,file_form,assign,respond_ledger,extend,rectified,close"},
-    {'D', "D-D", "000119006000", "", 0,
-     "open,visit,file_form,assign,respond_explained,close"},
+    {'D', "D-D", "000119006000", "", 0, "open,visit,file_form,assign,respond_explained,close"},
     {'E', "D-E", "000119003000", "", 0,
      "open,visit,file_form,assign,appeal,uphold_appeal,close"},
     {'F', "D-F", "000119001000", "", 0,
@@ -65,7 +64,8 @@ static hcp_deadline_watcher_t *s_watcher;
 static int64_t s_now; //  business time of the last step
 static int s_steps;
 
-static int64_t s_case (char label)
+static int64_t
+s_case (char label)
 {
     for (size_t i = 0; i < CASE_COUNT; i++)
         if (s_cases[i].label == label)
@@ -75,7 +75,8 @@ static int64_t s_case (char label)
 }
 
 //  The periodic work of the three services at business time now.
-static void s_services (int64_t now)
+static void
+s_services (int64_t now)
 {
     hcp_clock_set_ms (now);
     assert_true (hcp_rater_open_missing (s_rater, now) >= 0);
@@ -91,7 +92,8 @@ static void s_services (int64_t now)
 
 //  Moves the business clock to when ("YYYY-MM-DD HH:MM"), running the
 //  services every six hours on the way and once at when.
-static const char *s_at (const char *when)
+static const char *
+s_at (const char *when)
 {
     int64_t target = tc_ms (when);
     assert_true (target >= s_now);
@@ -104,20 +106,20 @@ static const char *s_at (const char *when)
 }
 
 //  A staff command at the current business time; fails unless applied.
-#define DO(label, action, to_state, ...)                                                 \
-    do {                                                                                 \
-        char now_[32];                                                                   \
-        hcp_clock_format (s_now, now_);                                                  \
-        TC_OK (s_db, s_case (label), action, now_, to_state, __VA_ARGS__);               \
+#define DO(label, action, to_state, ...)                                                      \
+    do {                                                                                      \
+        char now_[32];                                                                        \
+        hcp_clock_format (s_now, now_);                                                       \
+        TC_OK (s_db, s_case (label), action, now_, to_state, __VA_ARGS__);                    \
     } while (0)
 
-static void s_deliver_and_rate (void)
+static void
+s_deliver_and_rate (void)
 {
     //  Twelve completions on Monday morning, and what their raters said.
     const char *extra[] = {"D-J", "D-K", "D-L"};
     for (size_t i = 0; i < CASE_COUNT + 3; i++) {
-        const char *delivery =
-            i < CASE_COUNT ? s_cases[i].delivery : extra[i - CASE_COUNT];
+        const char *delivery = i < CASE_COUNT ? s_cases[i].delivery : extra[i - CASE_COUNT];
         const char *item = i < CASE_COUNT ? s_cases[i].item : "000119001000";
         hcp_test_sql_exec (
             s_conn,
@@ -127,16 +129,15 @@ static void s_deliver_and_rate (void)
             delivery, item);
     }
     for (size_t i = 0; i < CASE_COUNT; i++) {
-        hcp_uuid_v7 (tc_ms ("2026-03-02 10:00") + (int64_t)i, s_cases[i].rating_id);
-        hcp_test_sql_exec (
-            s_conn,
-            "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, "
-            "stage, rating_count, rater_type, rated_at, standardization, "
-            "convenience, accuracy, comment, fingerprint) VALUES ('%s', '%s', "
-            "'%s', 1, 3, 1, 1, '2026-03-02 10:%02d+08', %d, 2, %s, '差评 %c', "
-            "'\\x00')",
-            s_cases[i].rating_id, s_cases[i].delivery, s_cases[i].item, (int)i,
-            i % 2 ? 4 : 5, i % 3 ? "NULL" : "4", s_cases[i].label);
+        hcp_uuid_v7 (tc_ms ("2026-03-02 10:00") + (int64_t) i, s_cases[i].rating_id);
+        hcp_test_sql_exec (s_conn,
+                           "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, "
+                           "stage, rating_count, rater_type, rated_at, standardization, "
+                           "convenience, accuracy, comment, fingerprint) VALUES ('%s', '%s', "
+                           "'%s', 1, 3, 1, 1, '2026-03-02 10:%02d+08', %d, 2, %s, '差评 %c', "
+                           "'\\x00')",
+                           s_cases[i].rating_id, s_cases[i].delivery, s_cases[i].item, (int) i,
+                           i % 2 ? 4 : 5, i % 3 ? "NULL" : "4", s_cases[i].label);
     }
     //  Two good ratings; D-L is not rated and gets the default of Art. 11.
     hcp_test_sql_exec (
@@ -147,9 +148,10 @@ static void s_deliver_and_rate (void)
                 "FROM unnest(ARRAY['D-J', 'D-K']) d");
 }
 
-static int s_setup (void **state)
+static int
+s_setup (void **state)
 {
-    (void)state;
+    (void) state;
     s_conninfo = hcp_test_db_create ("scenario_weeks");
     s_conn = hcp_test_connect (s_conninfo);
     s_db = hcp_db_new (s_conninfo, "case-router");
@@ -170,9 +172,10 @@ static int s_setup (void **state)
     return 0;
 }
 
-static int s_teardown (void **state)
+static int
+s_teardown (void **state)
 {
-    (void)state;
+    (void) state;
     hcp_clock_set_ms (0);
     hcp_deadline_watcher_destroy (&s_watcher);
     hcp_rater_destroy (&s_rater);
@@ -186,19 +189,20 @@ static int s_teardown (void **state)
 }
 
 //  How many deadline_actions of a kind a case's deadlines of kind had.
-static long long s_actions (char label, const char *kind, const char *action)
+static long long
+s_actions (char label, const char *kind, const char *action)
 {
-    return hcp_test_sql_int (
-        s_conn,
-        "SELECT count(*) FROM deadline_actions WHERE case_id = %lld AND "
-        "kind = '%s' AND action = '%s'",
-        (long long)s_case (label), kind, action);
+    return hcp_test_sql_int (s_conn,
+                             "SELECT count(*) FROM deadline_actions WHERE case_id = %lld AND "
+                             "kind = '%s' AND action = '%s'",
+                             (long long) s_case (label), kind, action);
 }
 
-static void s_visit_file_assign (char label, const char *unit)
+static void
+s_visit_file_assign (char label, const char *unit)
 {
-    DO (label, "visit", "visited", "cause", "办事指南材料清单有误", "reached",
-        "评价人本人", "method", "电话", NULL);
+    DO (label, "visit", "visited", "cause", "办事指南材料清单有误", "reached", "评价人本人",
+        "method", "电话", NULL);
     DO (label, "file_form", "form_filed", NULL);
     if (unit)
         DO (label, "assign", "assigned", "unit", unit, NULL);
@@ -206,15 +210,15 @@ static void s_visit_file_assign (char label, const char *unit)
         DO (label, "assign", "assigned", NULL);
 }
 
-static void test_weeks_of_cases (void **state)
+static void
+test_weeks_of_cases (void **state)
 {
-    (void)state;
+    (void) state;
     s_at ("2026-03-02 09:30");
     s_deliver_and_rate ();
     //  The sweep opens every bad rating's case; nothing for good ones.
     s_at ("2026-03-02 12:00");
-    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM cases"),
-                      CASE_COUNT);
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM cases"), CASE_COUNT);
     for (size_t i = 0; i < CASE_COUNT; i++) {
         s_cases[i].case_id = hcp_test_sql_int (s_conn,
                                                "SELECT case_id FROM cases WHERE "
@@ -224,9 +228,8 @@ static void test_weeks_of_cases (void **state)
     }
     //  Art. 21: the form of a rating of Monday 2 March is due Monday 9 March.
     assert_int_equal (
-        hcp_test_sql_int (s_conn,
-                          "SELECT count(*) FROM deadlines WHERE kind = 'form' AND "
-                          "due_on = '2026-03-09'"),
+        hcp_test_sql_int (s_conn, "SELECT count(*) FROM deadlines WHERE kind = 'form' AND "
+                                  "due_on = '2026-03-09'"),
         CASE_COUNT);
 
     //  Tuesday: the hall visits and files the forms of everything but H.
@@ -251,8 +254,8 @@ static void test_weeks_of_cases (void **state)
     DO ('A', "respond_rectified_now", "rectified_now", "text", "当场更正材料清单", NULL);
     s_at ("2026-03-06 10:00");
     DO ('A', "close", "closed", NULL);
-    DO ('D', "respond_explained", "explained", "text",
-        "申请事项无法定依据，已向评价人解释", NULL);
+    DO ('D', "respond_explained", "explained", "text", "申请事项无法定依据，已向评价人解释",
+        NULL);
     DO ('G', "transfer", "assigned", "unit", "MRM", "reason", "问题属于矿业权审批环节");
     //  H's form is due on Monday 9 March: the reminder came on Friday 6.
     assert_int_equal (s_actions ('H', "form", "warned"), 1);
@@ -264,13 +267,11 @@ static void test_weeks_of_cases (void **state)
     //  H's form deadline passed at 24:00 on 9 March: overdue, escalated.
     assert_int_equal (s_actions ('H', "form", "overdue"), 1);
     assert_int_equal (s_actions ('H', "form", "escalated"), 1);
-    DO ('B', "respond_ledger", "in_ledger", "text", "修订办事指南", "due", "2026-04-15",
-        NULL);
+    DO ('B', "respond_ledger", "in_ledger", "text", "修订办事指南", "due", "2026-04-15", NULL);
     DO ('G', "respond_rectified_now", "rectified_now", "text", "已补充告知", NULL);
     //  The default of Art. 11 for D-L, 7 natural days after 2 March.
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM ratings WHERE "
-                                        "delivery_id = 'D-L' AND origin = 'default'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM ratings WHERE "
+                                                "delivery_id = 'D-L' AND origin = 'default'"),
                       1);
     s_at ("2026-03-11 09:00");
     DO ('G', "close", "closed", NULL);
@@ -280,15 +281,13 @@ static void test_weeks_of_cases (void **state)
     s_at ("2026-03-12 09:00");
     DO ('E', "close", "closed", NULL);
     DO ('F', "reject_appeal", "appeal_rejected", "reason", "评价内容与办件相符", NULL);
-    DO ('C', "respond_ledger", "in_ledger", "text", "升级叫号系统", "due", "2026-03-31",
-        NULL);
+    DO ('C', "respond_ledger", "in_ledger", "text", "升级叫号系统", "due", "2026-03-31", NULL);
     //  D-L's rater rates after all: the default no longer counts.
     hcp_test_sql_exec (
-        s_conn,
-        "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, "
-        "rating_count, rater_type, rated_at, standardization, fingerprint) VALUES "
-        "(hcp_uuidv7('2026-03-12 09:00+08'), 'D-L', '000119001000', 3, 3, 1, 1, "
-        "'2026-03-12 09:00+08', 2, '\\x00')");
+        s_conn, "INSERT INTO ratings (rating_id, delivery_id, item_code, channel, stage, "
+                "rating_count, rater_type, rated_at, standardization, fingerprint) VALUES "
+                "(hcp_uuidv7('2026-03-12 09:00+08'), 'D-L', '000119001000', 3, 3, 1, 1, "
+                "'2026-03-12 09:00+08', 2, '\\x00')");
     s_at ("2026-03-13 09:00");
     DO ('H', "respond_rectified_now", "rectified_now", "text", "已更正", NULL);
     s_at ("2026-03-16 09:00");
@@ -302,14 +301,12 @@ static void test_weeks_of_cases (void **state)
     assert_int_equal (s_actions ('I', "answer", "overdue"), 1);
     assert_int_equal (s_actions ('I', "answer", "escalated"), 1);
     s_at ("2026-03-20 09:00");
-    DO ('I', "respond_ledger", "in_ledger", "text", "优化审批流程", "due", "2026-04-30",
-        NULL);
+    DO ('I', "respond_ledger", "in_ledger", "text", "优化审批流程", "due", "2026-04-30", NULL);
     DO ('F', "respond_explained", "explained", "text", "已向评价人说明", NULL);
     s_at ("2026-03-23 09:00");
     DO ('F', "close", "closed", NULL);
     s_at ("2026-03-27 09:00");
-    DO ('C', "extend", "ledger_extended", "due", "2026-04-20", "reason", "设备供货延迟",
-        NULL);
+    DO ('C', "extend", "ledger_extended", "due", "2026-04-20", "reason", "设备供货延迟", NULL);
     s_at ("2026-04-10 09:00");
     DO ('B', "rectified", "ledger_rectified", "text", "指南已修订发布", NULL);
     s_at ("2026-04-13 09:00");
@@ -328,57 +325,49 @@ static void test_weeks_of_cases (void **state)
     DO ('I', "close", "closed", NULL);
     s_at ("2026-04-30 18:00");
     printf ("scenario: %d service steps over %.0f business days\n", s_steps,
-            (double)(s_now - tc_ms ("2026-03-02 08:00")) / 86400000.0);
+            (double) (s_now - tc_ms ("2026-03-02 08:00")) / 86400000.0);
 
     //  Every case closed, along its own path, one history row per version.
     for (size_t i = 0; i < CASE_COUNT; i++) {
-        char *path =
-            hcp_test_sql_text (s_conn,
-                               "SELECT string_agg(action, ',' ORDER BY version) FROM "
-                               "case_history WHERE case_id = %lld",
-                               (long long)s_cases[i].case_id);
+        char *path = hcp_test_sql_text (s_conn,
+                                        "SELECT string_agg(action, ',' ORDER BY version) FROM "
+                                        "case_history WHERE case_id = %lld",
+                                        (long long) s_cases[i].case_id);
         if (strcmp (path, s_cases[i].path) != 0)
-            fail_msg ("case %c: %s, expected %s", s_cases[i].label, path,
-                      s_cases[i].path);
+            fail_msg ("case %c: %s, expected %s", s_cases[i].label, path, s_cases[i].path);
         free (path);
-        assert_int_equal (
-            hcp_test_sql_int (s_conn,
-                              "SELECT count(*) FROM cases WHERE case_id = %lld "
-                              "AND state = 'closed' AND version = (SELECT "
-                              "count(*) FROM case_history WHERE case_id = %lld)",
-                              (long long)s_cases[i].case_id,
-                              (long long)s_cases[i].case_id),
-            1);
+        assert_int_equal (hcp_test_sql_int (s_conn,
+                                            "SELECT count(*) FROM cases WHERE case_id = %lld "
+                                            "AND state = 'closed' AND version = (SELECT "
+                                            "count(*) FROM case_history WHERE case_id = %lld)",
+                                            (long long) s_cases[i].case_id,
+                                            (long long) s_cases[i].case_id),
+                          1);
     }
     //  Nothing left open; exactly the three missed deadlines were warned,
     //  overdue and escalated, once each; everything else was met in time.
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM deadlines WHERE state = "
-                                        "'open'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM deadlines WHERE state = "
+                                                "'open'"),
                       0);
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM deadline_actions WHERE "
-                                        "action = 'warned'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM deadline_actions WHERE "
+                                                "action = 'warned'"),
                       3);
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM deadline_actions WHERE "
-                                        "action = 'overdue'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM deadline_actions WHERE "
+                                                "action = 'overdue'"),
                       3);
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM deadline_actions WHERE "
-                                        "action = 'escalated'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM deadline_actions WHERE "
+                                                "action = 'escalated'"),
                       3);
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM events WHERE type = "
-                                        "'deadline.escalated'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM events WHERE type = "
+                                                "'deadline.escalated'"),
                       3);
-    char *late = hcp_test_sql_text (
-        s_conn,
-        "SELECT string_agg(c.label || ':' || d.kind, ',' ORDER BY "
-        "c.label) FROM deadlines d JOIN (VALUES (%lld, 'C'), "
-        "(%lld, 'H'), (%lld, 'I')) c (case_id, label) USING "
-        "(case_id) WHERE d.met_at > d.due_at",
-        (long long)s_case ('C'), (long long)s_case ('H'), (long long)s_case ('I'));
+    char *late = hcp_test_sql_text (s_conn,
+                                    "SELECT string_agg(c.label || ':' || d.kind, ',' ORDER BY "
+                                    "c.label) FROM deadlines d JOIN (VALUES (%lld, 'C'), "
+                                    "(%lld, 'H'), (%lld, 'I')) c (case_id, label) USING "
+                                    "(case_id) WHERE d.met_at > d.due_at",
+                                    (long long) s_case ('C'), (long long) s_case ('H'),
+                                    (long long) s_case ('I'));
     assert_string_equal (late, "C:ledger,H:form,I:answer");
     free (late);
     assert_int_equal (hcp_test_sql_int (s_conn,
@@ -386,36 +375,31 @@ static void test_weeks_of_cases (void **state)
                                         "due_at"),
                       3);
     //  The deadlines the calendar gives, for the record.
-    assert_int_equal (
-        hcp_test_sql_int (s_conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld "
-                          "AND kind = 'answer' AND due_on = '2026-03-26'",
-                          (long long)s_case ('F')),
-        1); //  10 working days after the rejection on 12 March
-    assert_int_equal (
-        hcp_test_sql_int (s_conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld "
-                          "AND kind = 'answer' AND state = 'cancelled'",
-                          (long long)s_case ('G')),
-        1); //  the first unit's, cancelled by the transfer
+    assert_int_equal (hcp_test_sql_int (s_conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld "
+                                        "AND kind = 'answer' AND due_on = '2026-03-26'",
+                                        (long long) s_case ('F')),
+                      1); //  10 working days after the rejection on 12 March
+    assert_int_equal (hcp_test_sql_int (s_conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld "
+                                        "AND kind = 'answer' AND state = 'cancelled'",
+                                        (long long) s_case ('G')),
+                      1); //  the first unit's, cancelled by the transfer
 
     //  Statistics count effective ratings: E's is not adopted, and D-L's
     //  default gave way to its rater's late rating.
     assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM ratings"), 13);
-    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM effective_ratings"),
-                      11);
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FILTER (WHERE is_bad) FROM "
-                                        "effective_ratings"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM effective_ratings"), 11);
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FILTER (WHERE is_bad) FROM "
+                                                "effective_ratings"),
                       CASE_COUNT - 1);
     assert_int_equal (hcp_test_sql_int (s_conn,
                                         "SELECT count(*) FROM effective_ratings WHERE "
                                         "rating_id = '%s'",
                                         s_cases[4].rating_id),
                       0);
-    assert_int_equal (hcp_test_sql_int (s_conn,
-                                        "SELECT count(*) FROM effective_ratings WHERE "
-                                        "delivery_id = 'D-L' AND origin = 'rater'"),
+    assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM effective_ratings WHERE "
+                                                "delivery_id = 'D-L' AND origin = 'rater'"),
                       1);
     //  Bad reviews per unit of the item (谁办理谁负责), as a report would count them.
     char *per_unit = hcp_test_sql_text (
@@ -438,7 +422,7 @@ static void test_weeks_of_cases (void **state)
     assert_non_null (line);
     char expected_line[64];
     snprintf (expected_line, sizeof expected_line, "案件编号：%lld\n",
-              (long long)s_case ('H'));
+              (long long) s_case ('H'));
     assert_int_equal (strncmp (line, expected_line, strlen (expected_line)), 0);
     memmove (line + strlen ("案件编号："), line + strlen (expected_line) - 1,
              strlen (line + strlen (expected_line) - 1) + 1);
@@ -446,7 +430,8 @@ static void test_weeks_of_cases (void **state)
     free (text);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_weeks_of_cases),

@@ -41,8 +41,8 @@ void hcp_test_sql_exec (PGconn *conn, const char *fmt, ...)
 
 //  Polls until the SQL number equals expected or timeout_ms passes.
 //  Returns the last value seen.
-long long hcp_test_wait_int (PGconn *conn, long long expected, int timeout_ms,
-                             const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
+long long hcp_test_wait_int (PGconn *conn, long long expected, int timeout_ms, const char *fmt,
+                             ...) __attribute__ ((format (printf, 4, 5)));
 
 //  A new private folder under /tmp (caller frees the string; the folder is
 //  left for post-mortems when a test fails, removed by run.sh otherwise).

@@ -4,9 +4,10 @@
 #include "../../services/case-router/case_form.h"
 #include "../integration/test_case_fixture.h"
 
-static void test_number_format (void **state)
+static void
+test_number_format (void **state)
 {
-    (void)state;
+    (void) state;
     char buf[HCP_CASE_FORM_NUMBER_LEN];
     assert_int_equal (hcp_case_form_number (2026, 123, buf), 0);
     assert_string_equal (buf, "2026-000123");
@@ -21,9 +22,10 @@ static void test_number_format (void **state)
     assert_int_equal (hcp_case_form_number (10000, 1, buf), -1);
 }
 
-static void test_number_parse (void **state)
+static void
+test_number_parse (void **state)
 {
-    (void)state;
+    (void) state;
     int year = 0, number = 0;
     assert_int_equal (hcp_case_form_number_parse ("2026-000123", &year, &number), 0);
     assert_int_equal (year, 2026);
@@ -46,29 +48,30 @@ static void test_number_parse (void **state)
 
 //  A form with every field, a comment that needs escaping in HTML and runs
 //  over two lines.
-static hcp_case_form_t s_form (void)
+static hcp_case_form_t
+s_form (void)
 {
     hcp_case_form_t form;
     memset (&form, 0, sizeof form);
     form.case_id = 42;
     snprintf (form.number, sizeof form.number, "2026-000123");
-    form.unit_code = (char *)"LUM";
-    form.unit_name = (char *)"国土空间用途管制司";
-    form.unit_contact = (char *)"综合处";
-    form.unit_phone = (char *)"010-66558101";
-    form.item_code = (char *)"000119001000";
-    form.item_name = (char *)"建设项目用地预审";
+    form.unit_code = (char *) "LUM";
+    form.unit_name = (char *) "国土空间用途管制司";
+    form.unit_contact = (char *) "综合处";
+    form.unit_phone = (char *) "010-66558101";
+    form.item_code = (char *) "000119001000";
+    form.item_name = (char *) "建设项目用地预审";
     form.rated_at_ms = tc_ms ("2026-03-02T10:15:00+08:00");
     form.channel = 1;
     form.stage = 3;
     form.grades[0] = 4;
     form.grades[1] = 0;
     form.grades[2] = 5;
-    form.comment = (char *)"窗口等候时间太长 <3 小时> & 材料\n被退回两次";
+    form.comment = (char *) "窗口等候时间太长 <3 小时> & 材料\n被退回两次";
     form.visited_at_ms = tc_ms ("2026-03-03T09:30:00+08:00");
-    form.visit_cause = (char *)"材料清单与指南不一致";
-    form.visit_reached = (char *)"评价人本人";
-    form.visit_method = (char *)"电话";
+    form.visit_cause = (char *) "材料清单与指南不一致";
+    form.visit_reached = (char *) "评价人本人";
+    form.visit_method = (char *) "电话";
     form.answer_working_days = 10;
     form.answer_due_known = true;
     hcp_date_parse ("2026-03-18", &form.answer_due);
@@ -76,9 +79,10 @@ static hcp_case_form_t s_form (void)
     return form;
 }
 
-static void test_text_rendering (void **state)
+static void
+test_text_rendering (void **state)
 {
-    (void)state;
+    (void) state;
     hcp_case_form_t form = s_form ();
     char *text = hcp_case_form_text (&form);
     //  Every field of the Annex is there.
@@ -113,9 +117,10 @@ static void test_text_rendering (void **state)
     free (text);
 }
 
-static void test_html_rendering (void **state)
+static void
+test_html_rendering (void **state)
 {
-    (void)state;
+    (void) state;
     hcp_case_form_t form = s_form ();
     char *html = hcp_case_form_html (&form);
     assert_non_null (strstr (html, "<!DOCTYPE html>"));
@@ -128,9 +133,10 @@ static void test_html_rendering (void **state)
     free (html);
 }
 
-static void test_names (void **state)
+static void
+test_names (void **state)
 {
-    (void)state;
+    (void) state;
     assert_string_equal (hcp_case_channel_name (5), "咨询电话4000996938");
     assert_string_equal (hcp_case_channel_name (9), "未知");
     assert_string_equal (hcp_case_stage_name (2), "咨询后评价");
@@ -139,7 +145,8 @@ static void test_names (void **state)
     assert_string_equal (hcp_case_grade_name (6), "未知");
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_number_format),  cmocka_unit_test (test_number_parse),

@@ -39,9 +39,10 @@ static const char *s_legal[][3] = {
 };
 #define LEGAL_COUNT (sizeof s_legal / sizeof s_legal[0])
 
-static void test_every_legal_move (void **state)
+static void
+test_every_legal_move (void **state)
 {
-    (void)state;
+    (void) state;
     size_t count;
     hcp_case_rules (&count);
     assert_int_equal (count, LEGAL_COUNT);
@@ -56,21 +57,23 @@ static void test_every_legal_move (void **state)
     }
 }
 
-static bool s_is_legal (const char *from, const char *action)
+static bool
+s_is_legal (const char *from, const char *action)
 {
     for (size_t i = 0; i < LEGAL_COUNT; i++)
-        if (((!from && !s_legal[i][0]) ||
-             (from && s_legal[i][0] && !strcmp (from, s_legal[i][0]))) &&
-            !strcmp (action, s_legal[i][1]))
+        if (((!from && !s_legal[i][0])
+             || (from && s_legal[i][0] && !strcmp (from, s_legal[i][0])))
+            && !strcmp (action, s_legal[i][1]))
             return true;
     return false;
 }
 
 //  Every (state, action) pair that is not in the list is refused: the
 //  whole cross product, which includes every "sample" one could think of.
-static void test_every_other_move_is_refused (void **state)
+static void
+test_every_other_move_is_refused (void **state)
 {
-    (void)state;
+    (void) state;
     size_t state_count, rule_count;
     const hcp_case_state_t *states = hcp_case_states (&state_count);
     const hcp_case_rule_t *rules = hcp_case_rules (&rule_count);
@@ -104,9 +107,10 @@ static void test_every_other_move_is_refused (void **state)
     assert_null (hcp_case_rule_find ("assigned", NULL));
 }
 
-static void test_states_are_consistent (void **state)
+static void
+test_states_are_consistent (void **state)
 {
-    (void)state;
+    (void) state;
     size_t count;
     const hcp_case_state_t *states = hcp_case_states (&count);
     assert_int_equal (count, 13);
@@ -130,16 +134,16 @@ static void test_states_are_consistent (void **state)
     assert_null (hcp_case_state_find (NULL));
 }
 
-static void test_allowed_actions_text (void **state)
+static void
+test_allowed_actions_text (void **state)
 {
-    (void)state;
+    (void) state;
     char buf[256];
     assert_string_equal (hcp_case_allowed_actions ("visited", buf, sizeof buf),
                          "visit, file_form");
-    assert_string_equal (
-        hcp_case_allowed_actions ("assigned", buf, sizeof buf),
-        "transfer, respond_rectified_now, respond_ledger, respond_explained, "
-        "appeal");
+    assert_string_equal (hcp_case_allowed_actions ("assigned", buf, sizeof buf),
+                         "transfer, respond_rectified_now, respond_ledger, respond_explained, "
+                         "appeal");
     assert_string_equal (hcp_case_allowed_actions ("appealed", buf, sizeof buf),
                          "uphold_appeal, reject_appeal");
     assert_string_equal (hcp_case_allowed_actions ("closed", buf, sizeof buf), "none");
@@ -154,7 +158,8 @@ static void test_allowed_actions_text (void **state)
     assert_false (hcp_case_action_known (NULL));
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_every_legal_move),

@@ -16,7 +16,8 @@
 
 #include <cmocka.h>
 
-static uint8_t *s_pack (const ProtobufCMessage *message, size_t *size)
+static uint8_t *
+s_pack (const ProtobufCMessage *message, size_t *size)
 {
     *size = protobuf_c_message_get_packed_size (message);
     uint8_t *bytes = malloc (*size + 1);
@@ -24,21 +25,22 @@ static uint8_t *s_pack (const ProtobufCMessage *message, size_t *size)
     return bytes;
 }
 
-static void s_full_rating (Hcp__V1__Rating *rating, Hcp__V1__Rater *rater)
+static void
+s_full_rating (Hcp__V1__Rating *rating, Hcp__V1__Rater *rater)
 {
     static const Hcp__V1__Rating rating_init = HCP__V1__RATING__INIT;
     static const Hcp__V1__Rater rater_init = HCP__V1__RATER__INIT;
     *rating = rating_init;
     *rater = rater_init;
     rater->type = HCP__V1__RATER_TYPE__RATER_ENTERPRISE;
-    rater->key = (char *)"acct-42";
-    rater->name = (char *)"某某科技有限公司";
-    rater->phone = (char *)"010-12345678";
-    rater->id_number = (char *)"91110000100000000X";
-    rater->division_code = (char *)"110102";
-    rating->rating_id = (char *)"0195F3C2-7A1B-7C3D-8E4F-5A6B7C8D9E0F";
-    rating->delivery_id = (char *)"BJ-2026-1";
-    rating->item_code = (char *)"000119001000";
+    rater->key = (char *) "acct-42";
+    rater->name = (char *) "某某科技有限公司";
+    rater->phone = (char *) "010-12345678";
+    rater->id_number = (char *) "91110000100000000X";
+    rater->division_code = (char *) "110102";
+    rating->rating_id = (char *) "0195F3C2-7A1B-7C3D-8E4F-5A6B7C8D9E0F";
+    rating->delivery_id = (char *) "BJ-2026-1";
+    rating->item_code = (char *) "000119001000";
     rating->channel = HCP__V1__CHANNEL__CHANNEL_MOBILE_APP;
     rating->stage = HCP__V1__STAGE__STAGE_COMPLETION;
     rating->rating_count = 2;
@@ -47,12 +49,13 @@ static void s_full_rating (Hcp__V1__Rating *rating, Hcp__V1__Rater *rater)
     rating->standardization = HCP__V1__GRADE__GRADE_VERY_SATISFIED;
     rating->convenience = HCP__V1__GRADE__GRADE_DISSATISFIED;
     rating->accuracy = HCP__V1__GRADE__GRADE_UNRATED;
-    rating->comment = (char *)"材料一次性告知，但等候太久";
+    rating->comment = (char *) "材料一次性告知，但等候太久";
 }
 
-static void test_rating_round_trip (void **state)
+static void
+test_rating_round_trip (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     s_full_rating (&rating, &rater);
@@ -90,14 +93,15 @@ static void test_rating_round_trip (void **state)
     free (bytes);
 }
 
-static void test_delivery_and_reply_round_trip (void **state)
+static void
+test_delivery_and_reply_round_trip (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rater rater = HCP__V1__RATER__INIT;
     rater.type = HCP__V1__RATER_TYPE__RATER_OTHER;
     Hcp__V1__Delivery delivery = HCP__V1__DELIVERY__INIT;
-    delivery.delivery_id = (char *)"D-1";
-    delivery.item_code = (char *)"000119002000";
+    delivery.delivery_id = (char *) "D-1";
+    delivery.item_code = (char *) "000119002000";
     delivery.stage = HCP__V1__STAGE__STAGE_CONSULTATION;
     delivery.channel = HCP__V1__CHANNEL__CHANNEL_HOTLINE;
     delivery.rater = &rater;
@@ -117,11 +121,11 @@ static void test_delivery_and_reply_round_trip (void **state)
     free (bytes);
 
     Hcp__V1__SubmitReply reply = HCP__V1__SUBMIT_REPLY__INIT;
-    reply.id = (char *)"D-1";
+    reply.id = (char *) "D-1";
     reply.status = HCP__V1__ACK_STATUS__ACK_REJECTED;
-    reply.field = (char *)"delivery.item_code";
-    reply.code = (char *)"unknown_item";
-    reply.reason = (char *)"item code '000119002000' is not in the service-item catalog";
+    reply.field = (char *) "delivery.item_code";
+    reply.code = (char *) "unknown_item";
+    reply.reason = (char *) "item code '000119002000' is not in the service-item catalog";
     bytes = s_pack (&reply.base, &size);
     Hcp__V1__SubmitReply *back = hcp__v1__submit_reply__unpack (NULL, size, bytes);
     assert_non_null (back);
@@ -133,14 +137,15 @@ static void test_delivery_and_reply_round_trip (void **state)
     free (bytes);
 }
 
-static void test_event_round_trip (void **state)
+static void
+test_event_round_trip (void **state)
 {
-    (void)state;
+    (void) state;
     uint8_t payload[] = {1, 2, 3, 0, 255};
     Hcp__V1__Event event = HCP__V1__EVENT__INIT;
     event.seq = 18446744073709551000ULL;
-    event.type = (char *)"rating.stored";
-    event.key = (char *)"0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
+    event.type = (char *) "rating.stored";
+    event.key = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
     event.at_ms = 1767225600000LL;
     event.payload.data = payload;
     event.payload.len = sizeof payload;
@@ -168,22 +173,23 @@ static void test_event_round_trip (void **state)
 
 //  Enum numbers the contract does not define decode as they are: the
 //  decoder does not check them, so hcp_validate must.
-static void test_unknown_enum_values_survive (void **state)
+static void
+test_unknown_enum_values_survive (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     s_full_rating (&rating, &rater);
-    rating.channel = (Hcp__V1__Channel)42;
-    rating.stage = (Hcp__V1__Stage)-7;
-    rating.accuracy = (Hcp__V1__Grade)9;
-    rater.type = (Hcp__V1__RaterType)1000;
+    rating.channel = (Hcp__V1__Channel) 42;
+    rating.stage = (Hcp__V1__Stage) -7;
+    rating.accuracy = (Hcp__V1__Grade) 9;
+    rater.type = (Hcp__V1__RaterType) 1000;
     size_t size;
     uint8_t *bytes = s_pack (&rating.base, &size);
     Hcp__V1__Rating *back = hcp__v1__rating__unpack (NULL, size, bytes);
     assert_non_null (back);
     assert_int_equal (back->channel, 42);
-    assert_true ((int)back->stage == -7);
+    assert_true ((int) back->stage == -7);
     assert_int_equal (back->accuracy, 9);
     assert_int_equal (back->rater->type, 1000);
     hcp__v1__rating__free_unpacked (back, NULL);
@@ -192,9 +198,10 @@ static void test_unknown_enum_values_survive (void **state)
 
 //  Every prefix of a valid message either decodes (cut between fields) or
 //  is refused: never a crash or an overread (the ASan build checks).
-static void test_truncated_bytes (void **state)
+static void
+test_truncated_bytes (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     s_full_rating (&rating, &rater);
@@ -217,14 +224,15 @@ static void test_truncated_bytes (void **state)
     }
     //  The rating is one length-delimited field of the Submit: every cut
     //  lands inside it.
-    assert_int_equal (refused, (int)size - 1);
+    assert_int_equal (refused, (int) size - 1);
     free (bytes);
 }
 
 //  --------------------------------------------------------------------------
 //  Canonical encoding (ingest_fact_prepare)
 
-static ingest_fact_t s_prepared (const uint8_t *bytes, size_t size)
+static ingest_fact_t
+s_prepared (const uint8_t *bytes, size_t size)
 {
     ingest_fact_t fact;
     memset (&fact, 0, sizeof fact);
@@ -234,9 +242,10 @@ static ingest_fact_t s_prepared (const uint8_t *bytes, size_t size)
     return fact;
 }
 
-static void test_canonical_encoding (void **state)
+static void
+test_canonical_encoding (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rating rating;
     Hcp__V1__Rater rater;
     s_full_rating (&rating, &rater);
@@ -249,8 +258,7 @@ static void test_canonical_encoding (void **state)
     assert_int_equal (a.kind, HCP__V1__SUBMIT__FACT_RATING);
     //  The id in lower case: the same UUID in either case is one fact.
     assert_string_equal (a.key, "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
-    Hcp__V1__Rating *canonical =
-        hcp__v1__rating__unpack (NULL, a.canonical_size, a.canonical);
+    Hcp__V1__Rating *canonical = hcp__v1__rating__unpack (NULL, a.canonical_size, a.canonical);
     assert_string_equal (canonical->rating_id, a.key);
     assert_string_equal (canonical->rater->name, "某某科技有限公司");
     hcp__v1__rating__free_unpacked (canonical, NULL);
@@ -267,21 +275,21 @@ static void test_canonical_encoding (void **state)
     //  Same content with the id in lower case and an unknown field added
     //  (a newer adapter): the same canonical bytes, hence a duplicate. A
     //  small rating, so that its length fits one byte.
-    rating.comment = (char *)"";
-    rating.delivery_id = (char *)"";
-    rater.name = rater.phone = rater.id_number = (char *)"";
+    rating.comment = (char *) "";
+    rating.delivery_id = (char *) "";
+    rater.name = rater.phone = rater.id_number = (char *) "";
     free (bytes);
     bytes = s_pack (&submit.base, &size);
     ingest_fact_clear (&a);
     a = s_prepared (bytes, size);
-    rating.rating_id = (char *)"0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
+    rating.rating_id = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
     free (bytes);
     bytes = s_pack (&submit.base, &size);
     assert_true (size < 120);
     uint8_t *extended = malloc (size + 3);
     memcpy (extended, bytes, size);
-    extended[1] = (uint8_t)(extended[1] + 3); //  the rating's length
-    extended[size] = 0x98;                    //  field 99, varint 1
+    extended[1] = (uint8_t) (extended[1] + 3); //  the rating's length
+    extended[size] = 0x98;                     //  field 99, varint 1
     extended[size + 1] = 0x06;
     extended[size + 2] = 0x01;
     ingest_fact_t b = s_prepared (extended, size + 3);
@@ -292,8 +300,8 @@ static void test_canonical_encoding (void **state)
     free (bytes);
     bytes = s_pack (&submit.base, &size);
     ingest_fact_t c = s_prepared (bytes, size);
-    assert_false (c.canonical_size == a.canonical_size &&
-                  !memcmp (c.canonical, a.canonical, a.canonical_size));
+    assert_false (c.canonical_size == a.canonical_size
+                  && !memcmp (c.canonical, a.canonical, a.canonical_size));
     ingest_fact_clear (&a);
     ingest_fact_clear (&b);
     ingest_fact_clear (&c);
@@ -302,14 +310,15 @@ static void test_canonical_encoding (void **state)
     free (extended);
 }
 
-static void test_canonical_without_pii_shares_payload (void **state)
+static void
+test_canonical_without_pii_shares_payload (void **state)
 {
-    (void)state;
+    (void) state;
     Hcp__V1__Rater rater = HCP__V1__RATER__INIT;
     rater.type = HCP__V1__RATER_TYPE__RATER_NATURAL_PERSON;
     Hcp__V1__Delivery delivery = HCP__V1__DELIVERY__INIT;
-    delivery.delivery_id = (char *)"D-Upper-Case-Kept";
-    delivery.item_code = (char *)"000119001000";
+    delivery.delivery_id = (char *) "D-Upper-Case-Kept";
+    delivery.item_code = (char *) "000119001000";
     delivery.rater = &rater;
     Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
     submit.fact_case = HCP__V1__SUBMIT__FACT_DELIVERY;
@@ -329,25 +338,27 @@ static void test_canonical_without_pii_shares_payload (void **state)
 //  --------------------------------------------------------------------------
 //  Binary array parameters (PostgreSQL array_recv layout)
 
-static uint32_t s_get32 (const uint8_t *p)
+static uint32_t
+s_get32 (const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
 }
 
-static void test_binary_arrays (void **state)
+static void
+test_binary_arrays (void **state)
 {
-    (void)state;
+    (void) state;
     ingest_array_t array;
     ingest_array_init (&array, INGEST_OID_TEXT);
     int length;
-    const uint8_t *p = (const uint8_t *)ingest_array_finish (&array, &length);
+    const uint8_t *p = (const uint8_t *) ingest_array_finish (&array, &length);
     assert_int_equal (length, 12); //  empty: no dimension
     assert_int_equal (s_get32 (p), 0);
     assert_int_equal (s_get32 (p + 8), INGEST_OID_TEXT);
     ingest_array_add_text (&array, "ab", 0);
     ingest_array_add_text (&array, "", 1); //  NULL
     ingest_array_add_text (&array, "", 0); //  empty string
-    p = (const uint8_t *)ingest_array_finish (&array, &length);
+    p = (const uint8_t *) ingest_array_finish (&array, &length);
     assert_int_equal (length, 20 + (4 + 2) + 4 + 4);
     assert_int_equal (s_get32 (p), 1);      //  one dimension
     assert_int_equal (s_get32 (p + 4), 1);  //  has a NULL
@@ -363,10 +374,10 @@ static void test_binary_arrays (void **state)
     ingest_array_free (&array);
 
     ingest_array_init (&array, INGEST_OID_UUID);
-    assert_int_equal (
-        ingest_array_add_uuid (&array, "0195F3C2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"), 0);
+    assert_int_equal (ingest_array_add_uuid (&array, "0195F3C2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"),
+                      0);
     assert_int_equal (ingest_array_add_uuid (&array, "0195f3c2-7a1b"), -1);
-    p = (const uint8_t *)ingest_array_finish (&array, &length);
+    p = (const uint8_t *) ingest_array_finish (&array, &length);
     assert_int_equal (length, 20 + 4 + 16);
     assert_int_equal (p[24], 0x01);
     assert_int_equal (p[25], 0x95);
@@ -377,7 +388,7 @@ static void test_binary_arrays (void **state)
     ingest_array_init (&array, INGEST_OID_TIMESTAMPTZ);
     ingest_array_add_timestamptz_ms (&array, 946684800001LL);
     ingest_array_add_int8 (&array, -2);
-    p = (const uint8_t *)ingest_array_finish (&array, &length);
+    p = (const uint8_t *) ingest_array_finish (&array, &length);
     assert_int_equal (s_get32 (p + 24), 0);
     assert_int_equal (s_get32 (p + 28), 1000);
     assert_int_equal (s_get32 (p + 36), 0xffffffffu);
@@ -385,7 +396,8 @@ static void test_binary_arrays (void **state)
     ingest_array_free (&array);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_rating_round_trip),

@@ -27,74 +27,74 @@ static atomic_int s_warn_working_days = HCP_DEADLINE_WARN_WORKING_DAYS;
 //  (partial unique index deadlines_one_open_per_kind), and records the
 //  opening. No row back means it already existed.
 #define S_OPEN "hcp_deadline_open"
-#define S_OPEN_SQL                                                                       \
-    "WITH opened AS ("                                                                   \
-    "  INSERT INTO deadlines (case_id, kind, starts_on, period, day_kind,"               \
-    "                         due_on, warn_on, provisional, opened_at)"                  \
-    "  VALUES ($1::bigint, $2, $3::date, $4::integer, $5, $6::date, $7::date,"           \
-    "          $8::boolean, to_timestamp ($9::bigint / 1000.0))"                         \
-    "  ON CONFLICT (case_id, kind) WHERE state = 'open' DO NOTHING"                      \
-    "  RETURNING deadline_id, case_id, kind, due_on, provisional, opened_at),"           \
-    " logged AS ("                                                                       \
-    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"            \
-    "                                due_on, provisional)"                               \
-    "  SELECT deadline_id, case_id, kind, 'opened', opened_at, due_on,"                  \
-    "         provisional FROM opened)"                                                  \
+#define S_OPEN_SQL                                                                            \
+    "WITH opened AS ("                                                                        \
+    "  INSERT INTO deadlines (case_id, kind, starts_on, period, day_kind,"                    \
+    "                         due_on, warn_on, provisional, opened_at)"                       \
+    "  VALUES ($1::bigint, $2, $3::date, $4::integer, $5, $6::date, $7::date,"                \
+    "          $8::boolean, to_timestamp ($9::bigint / 1000.0))"                              \
+    "  ON CONFLICT (case_id, kind) WHERE state = 'open' DO NOTHING"                           \
+    "  RETURNING deadline_id, case_id, kind, due_on, provisional, opened_at),"                \
+    " logged AS ("                                                                            \
+    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"                 \
+    "                                due_on, provisional)"                                    \
+    "  SELECT deadline_id, case_id, kind, 'opened', opened_at, due_on,"                       \
+    "         provisional FROM opened)"                                                       \
     " SELECT deadline_id, due_on::text FROM opened"
 
 //  The deadline that made the open a no-op. A separate statement: it sees
 //  rows committed by a concurrent opener that the INSERT waited for.
 #define S_EXISTING "hcp_deadline_existing"
-#define S_EXISTING_SQL                                                                   \
-    "SELECT deadline_id, due_on::text FROM deadlines"                                    \
+#define S_EXISTING_SQL                                                                        \
+    "SELECT deadline_id, due_on::text FROM deadlines"                                         \
     " WHERE case_id = $1::bigint AND kind = $2 AND state = 'open'"
 
 #define S_MEET "hcp_deadline_meet"
-#define S_MEET_SQL                                                                       \
-    "WITH met AS ("                                                                      \
-    "  UPDATE deadlines SET state = 'met', met_at = to_timestamp ($3::bigint / 1000.0)"  \
-    "   WHERE case_id = $1::bigint AND kind = $2 AND state = 'open'"                     \
-    "  RETURNING deadline_id, case_id, kind, due_on, provisional, met_at)"               \
-    " INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at, due_on,"     \
-    "                               provisional)"                                        \
+#define S_MEET_SQL                                                                            \
+    "WITH met AS ("                                                                           \
+    "  UPDATE deadlines SET state = 'met', met_at = to_timestamp ($3::bigint / 1000.0)"       \
+    "   WHERE case_id = $1::bigint AND kind = $2 AND state = 'open'"                          \
+    "  RETURNING deadline_id, case_id, kind, due_on, provisional, met_at)"                    \
+    " INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at, due_on,"          \
+    "                               provisional)"                                             \
     " SELECT deadline_id, case_id, kind, 'met', met_at, due_on, provisional FROM met"
 
 //  $2 NULL: every open deadline of the case.
 #define S_CANCEL "hcp_deadline_cancel"
-#define S_CANCEL_SQL                                                                     \
-    "WITH cancelled AS ("                                                                \
-    "  UPDATE deadlines SET state = 'cancelled',"                                        \
-    "         cancelled_at = to_timestamp ($3::bigint / 1000.0)"                         \
-    "   WHERE case_id = $1::bigint AND ($2::text IS NULL OR kind = $2)"                  \
-    "     AND state = 'open'"                                                            \
-    "  RETURNING deadline_id, case_id, kind, due_on, provisional, cancelled_at)"         \
-    " INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at, due_on,"     \
-    "                               provisional)"                                        \
-    " SELECT deadline_id, case_id, kind, 'cancelled', cancelled_at, due_on,"             \
+#define S_CANCEL_SQL                                                                          \
+    "WITH cancelled AS ("                                                                     \
+    "  UPDATE deadlines SET state = 'cancelled',"                                             \
+    "         cancelled_at = to_timestamp ($3::bigint / 1000.0)"                              \
+    "   WHERE case_id = $1::bigint AND ($2::text IS NULL OR kind = $2)"                       \
+    "     AND state = 'open'"                                                                 \
+    "  RETURNING deadline_id, case_id, kind, due_on, provisional, cancelled_at)"              \
+    " INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at, due_on,"          \
+    "                               provisional)"                                             \
+    " SELECT deadline_id, case_id, kind, 'cancelled', cancelled_at, due_on,"                  \
     "        provisional FROM cancelled"
 
 //  An extension sets a new date and clears the reminder and overdue marks:
 //  the new date gets its own reminder and, if missed, its own escalation
 //  (the earlier ones stay in deadline_actions).
 #define S_EXTEND "hcp_deadline_extend"
-#define S_EXTEND_SQL                                                                     \
-    "WITH old AS ("                                                                      \
-    "  SELECT deadline_id, due_on FROM deadlines"                                        \
-    "   WHERE case_id = $1::bigint AND kind = $2 AND state = 'open' FOR UPDATE),"        \
-    " extended AS ("                                                                     \
-    "  UPDATE deadlines d SET due_on = $3::date, extended_to = $3::date,"                \
-    "         warn_on = $4::date, provisional = false, extended = d.extended + 1,"       \
-    "         warned_at = NULL, overdue_at = NULL, escalated_at = NULL,"                 \
-    "         escalated_to = NULL"                                                       \
-    "    FROM old WHERE d.deadline_id = old.deadline_id"                                 \
-    "  RETURNING d.deadline_id, d.case_id, d.kind, d.due_on,"                            \
-    "            old.due_on AS previous_due_on),"                                        \
-    " logged AS ("                                                                       \
-    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"            \
-    "                                due_on, previous_due_on, provisional)"              \
-    "  SELECT deadline_id, case_id, kind, 'extended',"                                   \
-    "         to_timestamp ($5::bigint / 1000.0), due_on, previous_due_on, false"        \
-    "    FROM extended)"                                                                 \
+#define S_EXTEND_SQL                                                                          \
+    "WITH old AS ("                                                                           \
+    "  SELECT deadline_id, due_on FROM deadlines"                                             \
+    "   WHERE case_id = $1::bigint AND kind = $2 AND state = 'open' FOR UPDATE),"             \
+    " extended AS ("                                                                          \
+    "  UPDATE deadlines d SET due_on = $3::date, extended_to = $3::date,"                     \
+    "         warn_on = $4::date, provisional = false, extended = d.extended + 1,"            \
+    "         warned_at = NULL, overdue_at = NULL, escalated_at = NULL,"                      \
+    "         escalated_to = NULL"                                                            \
+    "    FROM old WHERE d.deadline_id = old.deadline_id"                                      \
+    "  RETURNING d.deadline_id, d.case_id, d.kind, d.due_on,"                                 \
+    "            old.due_on AS previous_due_on),"                                             \
+    " logged AS ("                                                                            \
+    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"                 \
+    "                                due_on, previous_due_on, provisional)"                   \
+    "  SELECT deadline_id, case_id, kind, 'extended',"                                        \
+    "         to_timestamp ($5::bigint / 1000.0), due_on, previous_due_on, false"             \
+    "    FROM extended)"                                                                      \
     " SELECT deadline_id, previous_due_on::text FROM extended"
 
 #define S_MISSING     "hcp_deadline_missing"
@@ -147,14 +147,12 @@ s_warn_on (const hcp_calendar_t *calendar, hcp_date_t due_on, int warn_working_d
     if (warn_working_days <= 0)
         return due_on;
     bool provisional;
-    return hcp_calendar_sub_working_days (calendar, due_on, warn_working_days,
-                                          &provisional);
+    return hcp_calendar_sub_working_days (calendar, due_on, warn_working_days, &provisional);
 }
 
 int
 hcp_deadline_compute (const hcp_calendar_t *calendar, hcp_date_t starts_on, int n,
-                      const char *day_kind, int warn_working_days,
-                      hcp_deadline_dates_t *dates)
+                      const char *day_kind, int warn_working_days, hcp_deadline_dates_t *dates)
 {
     assert (calendar);
     assert (dates);
@@ -164,8 +162,8 @@ hcp_deadline_compute (const hcp_calendar_t *calendar, hcp_date_t starts_on, int 
     if (!strcmp (day_kind, "working")) {
         if (n < 1)
             return -1;
-        result.due_on =
-            hcp_calendar_add_working_days (calendar, starts_on, n, &result.provisional);
+        result.due_on = hcp_calendar_add_working_days (calendar, starts_on, n,
+                                                       &result.provisional);
     }
     else if (!strcmp (day_kind, "natural")) {
         if (n < 1)
@@ -229,12 +227,10 @@ hcp_deadline_open (hcp_db_t *db, int64_t case_id, const char *kind, hcp_date_t s
         dates.warn_on = starts_on;
         dates.provisional = false;
     }
-    char case_text[24], starts_text[11], n_text[16], due_text[11], warn_text[11],
-        at_text[24];
+    char case_text[24], starts_text[11], n_text[16], due_text[11], warn_text[11], at_text[24];
     snprintf (case_text, sizeof case_text, "%" PRId64, case_id);
     hcp_date_format (starts_on, starts_text);
-    snprintf (n_text, sizeof n_text, "%d",
-              day_kind && !strcmp (day_kind, "fixed") ? 0 : n);
+    snprintf (n_text, sizeof n_text, "%d", day_kind && !strcmp (day_kind, "fixed") ? 0 : n);
     hcp_date_format (dates.due_on, due_text);
     hcp_date_format (dates.warn_on, warn_text);
     snprintf (at_text, sizeof at_text, "%" PRId64, hcp_clock_now_ms ());
@@ -268,12 +264,11 @@ hcp_deadline_open (hcp_db_t *db, int64_t case_id, const char *kind, hcp_date_t s
         //  calendar has that year (deadline-watcher recomputes it then).
         char year_text[8];
         snprintf (year_text, sizeof year_text, "%d", hcp_date_year (dates.due_on));
-        hcp_log_kv (
-            HCP_LOG_WARN,
-            "provisional deadline: the calendar lacks a year it needs, working days "
-            "counted Monday-Friday; add the year to the calendar file",
-            "case", case_text, "kind", kind, "due_on", due_text, "year", year_text,
-            "deadline", PQgetvalue (res, 0, 0), NULL);
+        hcp_log_kv (HCP_LOG_WARN,
+                    "provisional deadline: the calendar lacks a year it needs, working days "
+                    "counted Monday-Friday; add the year to the calendar file",
+                    "case", case_text, "kind", kind, "due_on", due_text, "year", year_text,
+                    "deadline", PQgetvalue (res, 0, 0), NULL);
     }
     PQclear (res);
     if (due_on)
@@ -328,8 +323,8 @@ hcp_deadline_extend (hcp_db_t *db, int64_t case_id, const char *kind, hcp_date_t
         return -1;
     int found = PQntuples (res);
     if (found == 1)
-        hcp_log_kv (HCP_LOG_INFO, "deadline extended", "case", case_text, "kind", kind,
-                    "from", PQgetvalue (res, 0, 1), "to", due_text, NULL);
+        hcp_log_kv (HCP_LOG_INFO, "deadline extended", "case", case_text, "kind", kind, "from",
+                    PQgetvalue (res, 0, 1), "to", due_text, NULL);
     PQclear (res);
     if (found == 1)
         return 0;

@@ -24,17 +24,15 @@ static void
 s_check_agree (PGconn *conn, const char *action, const char *type)
 {
     long long actions = td_count_actions (conn, action);
-    long long events =
-        hcp_test_sql_int (conn, "SELECT count(*) FROM events WHERE type = '%s'", type);
+    long long events = hcp_test_sql_int (conn, "SELECT count(*) FROM events WHERE type = '%s'",
+                                         type);
     if (actions != events)
         fail_msg ("%lld '%s' actions but %lld %s events", actions, action, events, type);
     long long distinct = hcp_test_sql_int (
-        conn,
-        "SELECT count(DISTINCT deadline_id) FROM deadline_actions WHERE action = '%s'",
+        conn, "SELECT count(DISTINCT deadline_id) FROM deadline_actions WHERE action = '%s'",
         action);
     if (distinct != actions)
-        fail_msg ("%lld '%s' actions for %lld deadlines: doubled", actions, action,
-                  distinct);
+        fail_msg ("%lld '%s' actions for %lld deadlines: doubled", actions, action, distinct);
 }
 
 //  Starts the watcher, waits until it has done some of the step's work

@@ -74,19 +74,18 @@ test_open_computes_dates_and_records (void **state)
     free (text);
     //  due_at is 24:00 Asia/Shanghai of due_on; the reminder at 00:00 of
     //  the working day before.
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND kind = 'form' AND state = 'open'"
-                          "   AND due_on = '2026-02-26'"
-                          "   AND due_at = '2026-02-27 00:00+08'"
-                          "   AND warn_on = '2026-02-25'"
-                          "   AND warn_at = '2026-02-25 00:00+08'"
-                          "   AND NOT provisional AND period = 5"
-                          "   AND day_kind = 'working'"
-                          "   AND opened_at = '2026-02-12 10:00+08'",
-                          case_id),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND kind = 'form' AND state = 'open'"
+                                        "   AND due_on = '2026-02-26'"
+                                        "   AND due_at = '2026-02-27 00:00+08'"
+                                        "   AND warn_on = '2026-02-25'"
+                                        "   AND warn_at = '2026-02-25 00:00+08'"
+                                        "   AND NOT provisional AND period = 5"
+                                        "   AND day_kind = 'working'"
+                                        "   AND opened_at = '2026-02-12 10:00+08'",
+                                        case_id),
+                      1);
     assert_int_equal (hcp_test_sql_int (self->conn,
                                         "SELECT count(*) FROM deadline_actions"
                                         " WHERE case_id = %lld AND action = 'opened'"
@@ -123,10 +122,10 @@ test_open_is_idempotent (void **state)
     assert_int_equal (hcp_deadline_open (self->db, case_id, "form", td_date ("2026-02-12"), 5,
                                          "working", NULL),
                       0);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld", case_id),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld",
+                                        case_id),
+                      1);
     assert_int_equal (hcp_test_sql_int (self->conn,
                                         "SELECT count(*) FROM deadline_actions"
                                         " WHERE case_id = %lld AND action = 'opened'",
@@ -139,16 +138,15 @@ test_open_is_idempotent (void **state)
                                          "working", NULL),
                       0);
     assert_int_equal (hcp_db_exec (self->db, "ROLLBACK"), 0);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld", other),
-        0);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld",
+                                        other),
+                      0);
     //  The database refuses a second open deadline of a kind by itself.
-    PGresult *res =
-        PQexec (self->conn, "INSERT INTO deadlines (case_id, kind, starts_on,"
-                            " period, day_kind, due_on, warn_on, opened_at)"
-                            " SELECT case_id, kind, starts_on, period, day_kind,"
-                            " due_on, warn_on, opened_at FROM deadlines LIMIT 1");
+    PGresult *res = PQexec (self->conn, "INSERT INTO deadlines (case_id, kind, starts_on,"
+                                        " period, day_kind, due_on, warn_on, opened_at)"
+                                        " SELECT case_id, kind, starts_on, period, day_kind,"
+                                        " due_on, warn_on, opened_at FROM deadlines LIMIT 1");
     assert_int_equal (PQresultStatus (res), PGRES_FATAL_ERROR);
     assert_non_null (strstr (PQresultErrorMessage (res), "deadlines_one_open_per_kind"));
     PQclear (res);
@@ -194,20 +192,18 @@ test_meet_and_cancel (void **state)
                                          0, "fixed", NULL),
                       0);
     assert_int_equal (hcp_deadline_cancel (self->db, case_id, "answer", met_ms), 0);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND state = 'open'",
-                          case_id),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND state = 'open'",
+                                        case_id),
+                      1);
     assert_int_equal (hcp_deadline_cancel (self->db, case_id, NULL, met_ms), 0);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND state = 'cancelled'"
-                          "   AND cancelled_at = '2026-02-24 15:30+08'",
-                          case_id),
-        2);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND state = 'cancelled'"
+                                        "   AND cancelled_at = '2026-02-24 15:30+08'",
+                                        case_id),
+                      2);
     assert_int_equal (hcp_test_sql_int (self->conn,
                                         "SELECT count(*) FROM deadline_actions"
                                         " WHERE case_id = %lld AND action = 'cancelled'",
@@ -218,12 +214,11 @@ test_meet_and_cancel (void **state)
     assert_int_equal (hcp_deadline_open (self->db, case_id, "answer", td_date ("2026-02-26"),
                                          10, "working", NULL),
                       0);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND kind = 'answer'",
-                          case_id),
-        2);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND kind = 'answer'",
+                                        case_id),
+                      2);
     //  History is append-only.
     res = PQexec (self->conn, "DELETE FROM deadline_actions");
     assert_int_equal (PQresultStatus (res), PGRES_FATAL_ERROR);
@@ -254,15 +249,14 @@ test_extend_ledger_once (void **state)
     assert_int_equal (
         hcp_deadline_extend (self->db, case_id, "ledger", td_date ("2026-04-30")), 0);
     //  Thu 04-30, reminder Wed 04-29.
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND due_on = '2026-04-30' AND extended_to = due_on"
-                          "   AND warn_on = '2026-04-29' AND extended = 1"
-                          "   AND warned_at IS NULL AND overdue_at IS NULL"
-                          "   AND escalated_at IS NULL AND state = 'open'",
-                          case_id),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND due_on = '2026-04-30' AND extended_to = due_on"
+                                        "   AND warn_on = '2026-04-29' AND extended = 1"
+                                        "   AND warned_at IS NULL AND overdue_at IS NULL"
+                                        "   AND escalated_at IS NULL AND state = 'open'",
+                                        case_id),
+                      1);
     assert_int_equal (hcp_test_sql_int (self->conn,
                                         "SELECT count(*) FROM deadline_actions"
                                         " WHERE case_id = %lld AND action = 'extended'"
@@ -305,9 +299,9 @@ test_provisional_in_2027 (void **state)
                                          "fixed", NULL),
                       0);
     assert_int_equal (
-        hcp_test_sql_int (
-            self->conn, "SELECT count(*) FROM deadline_provisional WHERE case_id = %lld",
-            other),
+        hcp_test_sql_int (self->conn,
+                          "SELECT count(*) FROM deadline_provisional WHERE case_id = %lld",
+                          other),
         0);
 }
 
@@ -372,10 +366,10 @@ test_bad_arguments_are_refused_with_a_reason (void **state)
                                          "working", NULL),
                       -1);
     assert_non_null (strstr (hcp_db_error (self->db), "foreign key"));
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld", case_id),
-        0);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld",
+                                        case_id),
+                      0);
 }
 
 static void
@@ -389,12 +383,11 @@ test_warn_distance_is_configurable (void **state)
                       0);
     hcp_deadline_set_warn_working_days (1);
     //  Due Thu 02-26; two working days before: Tue 02-24.
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND warn_on = '2026-02-24'",
-                          case_id),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND warn_on = '2026-02-24'",
+                                        case_id),
+                      1);
 }
 
 int
@@ -408,8 +401,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_extend_ledger_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_provisional_in_2027, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_status_at_an_instant, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_bad_arguments_are_refused_with_a_reason,
-                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_arguments_are_refused_with_a_reason, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_warn_distance_is_configurable, s_setup,
                                          s_teardown),
     };

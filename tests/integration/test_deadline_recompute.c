@@ -54,8 +54,7 @@ test_reload_recomputes_provisional_deadlines (void **state)
     long long first = td_case_create (conn, "2026-12-30");
     hcp_date_t starts_on, due;
     hcp_date_parse ("2026-12-30", &starts_on);
-    assert_int_equal (
-        hcp_deadline_open (db, first, "form", starts_on, 5, "working", &due), 0);
+    assert_int_equal (hcp_deadline_open (db, first, "form", starts_on, 5, "working", &due), 0);
     assert_int_equal (hcp_test_sql_int (conn,
                                         "SELECT count(*) FROM deadline_provisional"
                                         " WHERE case_id = %lld AND due_on = '2027-01-06'",
@@ -77,28 +76,25 @@ test_reload_recomputes_provisional_deadlines (void **state)
 
     //  The 2027 notice arrives: the file changes, no signal.
     td_write_file (fx.calendar, s_calendar_2027);
-    assert_int_equal (
-        hcp_test_wait_int (conn, 1, 20000,
-                           "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                           "   AND due_on = '2027-01-07' AND NOT provisional",
-                           first),
-        1);
+    assert_int_equal (hcp_test_wait_int (conn, 1, 20000,
+                                         "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                         "   AND due_on = '2027-01-07' AND NOT provisional",
+                                         first),
+                      1);
     assert_int_equal (hcp_test_sql_int (conn,
                                         "SELECT count(*) FROM events WHERE type ="
                                         " 'deadline.recomputed' AND key = '%lld'",
                                         first),
                       1);
-    assert_int_equal (
-        hcp_test_sql_int (conn,
-                          "SELECT count(*) FROM deadline_actions WHERE case_id ="
-                          " %lld AND action = 'recomputed'"
-                          "   AND previous_due_on = '2027-01-06'"
-                          "   AND due_on = '2027-01-07'"
-                          "   AND at = '2026-12-30 12:00+08'",
-                          first),
-        1);
-    assert_int_equal (
-        hcp_test_sql_int (conn, "SELECT count(*) FROM deadline_provisional"), 0);
+    assert_int_equal (hcp_test_sql_int (conn,
+                                        "SELECT count(*) FROM deadline_actions WHERE case_id ="
+                                        " %lld AND action = 'recomputed'"
+                                        "   AND previous_due_on = '2027-01-06'"
+                                        "   AND due_on = '2027-01-07'"
+                                        "   AND at = '2026-12-30 12:00+08'",
+                                        first),
+                      1);
+    assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM deadline_provisional"), 0);
     assert_true (s_log_wait (log, "no provisional deadline left", 5000));
     assert_int_equal (kill (pid, 0), 0); //  same process: no restart
 
@@ -106,20 +102,17 @@ test_reload_recomputes_provisional_deadlines (void **state)
     //  provisional deadline. The watcher's calendar did not change, and
     //  periodic recomputation is off: it stays until SIGHUP.
     long long second = td_case_create (conn, "2026-12-30");
-    assert_int_equal (
-        hcp_deadline_open (db, second, "form", starts_on, 5, "working", &due), 0);
-    assert_int_equal (
-        hcp_test_sql_int (conn, "SELECT count(*) FROM deadline_provisional"), 1);
+    assert_int_equal (hcp_deadline_open (db, second, "form", starts_on, 5, "working", &due),
+                      0);
+    assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM deadline_provisional"), 1);
     hcp_test_sleep_ms (300); //  ~15 sweeps: a negative check needs some time
-    assert_int_equal (
-        hcp_test_sql_int (conn, "SELECT count(*) FROM deadline_provisional"), 1);
+    assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM deadline_provisional"), 1);
     assert_int_equal (kill (pid, SIGHUP), 0);
-    assert_int_equal (
-        hcp_test_wait_int (conn, 1, 20000,
-                           "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                           "   AND due_on = '2027-01-07' AND NOT provisional",
-                           second),
-        1);
+    assert_int_equal (hcp_test_wait_int (conn, 1, 20000,
+                                         "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                         "   AND due_on = '2027-01-07' AND NOT provisional",
+                                         second),
+                      1);
     assert_true (s_log_wait (log, "SIGHUP: recomputing every open deadline", 5000));
     assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM events"
                                               " WHERE type = 'deadline.recomputed'"),

@@ -119,10 +119,9 @@ test_warned_once_then_overdue_and_escalated_once (void **state)
                                         " 'deadline.warned' AND key = '%lld'",
                                         case_id),
                       1);
-    assert_int_equal (hcp_test_sql_int (self->conn,
-                                        "SELECT count(*) FROM deadlines"
-                                        " WHERE warned_at = '2026-02-25 00:00+08'"
-                                        "   AND overdue_at IS NULL"),
+    assert_int_equal (hcp_test_sql_int (self->conn, "SELECT count(*) FROM deadlines"
+                                                    " WHERE warned_at = '2026-02-25 00:00+08'"
+                                                    "   AND overdue_at IS NULL"),
                       1);
     //  24:00 of the due day: overdue and escalated, once.
     s_sweep (self, "2026-02-27T00:00:00+08:00", &stats);
@@ -151,9 +150,8 @@ test_warned_once_then_overdue_and_escalated_once (void **state)
     assert_int_equal (hcp_deadline_meet (self->db, case_id, "form", td_ms ("2026-03-11")), 0);
     s_sweep (self, "2026-03-12T00:00:00+08:00", &stats);
     assert_int_equal (stats.overdue, 1);
-    assert_int_equal (hcp_test_sql_int (self->conn,
-                                        "SELECT count(*) FROM deadline_escalations"
-                                        " WHERE deadline_state = 'met'"),
+    assert_int_equal (hcp_test_sql_int (self->conn, "SELECT count(*) FROM deadline_escalations"
+                                                    " WHERE deadline_state = 'met'"),
                       1);
 }
 
@@ -181,10 +179,9 @@ test_met_deadlines_are_never_warned (void **state)
                           " %lld AND action IN ('warned', 'overdue', 'escalated')",
                           early),
         0);
-    assert_int_equal (hcp_test_sql_int (self->conn,
-                                        "SELECT count(*) FROM events WHERE key = '%lld'",
-                                        early),
-                      0);
+    assert_int_equal (
+        hcp_test_sql_int (self->conn, "SELECT count(*) FROM events WHERE key = '%lld'", early),
+        0);
     assert_int_equal (s_events (self, "deadline.warned"), 1);
     assert_int_equal (s_events (self, "deadline.overdue"), 0);
     //  A cancelled deadline neither.
@@ -283,14 +280,13 @@ test_recompute_when_the_missing_year_arrives (void **state)
                           "   AND NOT provisional AND recomputed = 1",
                           case_id),
         1);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadline_actions WHERE case_id ="
-                          " %lld AND action = 'recomputed'"
-                          "   AND previous_due_on = '2027-01-06'"
-                          "   AND due_on = '2027-01-07' AND NOT provisional",
-                          case_id),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadline_actions WHERE case_id ="
+                                        " %lld AND action = 'recomputed'"
+                                        "   AND previous_due_on = '2027-01-06'"
+                                        "   AND due_on = '2027-01-07' AND NOT provisional",
+                                        case_id),
+                      1);
     assert_int_equal (hcp_test_sql_int (self->conn,
                                         "SELECT count(*) FROM events WHERE type ="
                                         " 'deadline.recomputed' AND key = '%lld'",
@@ -341,12 +337,11 @@ test_recompute_when_a_holiday_is_added_to_a_known_year (void **state)
                           "   AND due_on = '2026-02-27' AND warn_on = '2026-02-26'",
                           warned),
         1);
-    assert_int_equal (
-        hcp_test_sql_int (self->conn,
-                          "SELECT count(*) FROM deadlines WHERE case_id = %lld"
-                          "   AND due_on = '2026-02-27' AND recomputed = 0",
-                          ledger),
-        1);
+    assert_int_equal (hcp_test_sql_int (self->conn,
+                                        "SELECT count(*) FROM deadlines WHERE case_id = %lld"
+                                        "   AND due_on = '2026-02-27' AND recomputed = 0",
+                                        ledger),
+                      1);
     //  The old reminder day passes quietly; the new one warns.
     s_sweep (self, "2026-02-25T09:00:00+08:00", &stats);
     assert_int_equal (stats.warned, 0);
@@ -401,12 +396,12 @@ main (void)
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_batches_handle_everything_once, s_setup,
                                          s_teardown),
-        cmocka_unit_test_setup_teardown (test_recompute_when_the_missing_year_arrives,
-                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_recompute_when_the_missing_year_arrives, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (
             test_recompute_when_a_holiday_is_added_to_a_known_year, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (
-            test_recompute_after_escalation_moves_due_into_future, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_recompute_after_escalation_moves_due_into_future,
+                                         s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -97,10 +97,9 @@ test_two_watchers_never_double (void **state)
     assert_int_equal (hcp_test_sql_int (conn, "SELECT count(*) FROM deadlines"
                                               " WHERE warned_at > due_at"),
                       0);
-    long long workers =
-        hcp_test_sql_int (conn, "SELECT count(DISTINCT actor)"
-                                " FROM deadline_actions"
-                                " WHERE action IN ('warned', 'escalated')");
+    long long workers = hcp_test_sql_int (conn, "SELECT count(DISTINCT actor)"
+                                                " FROM deadline_actions"
+                                                " WHERE action IN ('warned', 'escalated')");
     printf ("# instances that did work: %lld of 2\n", workers);
     assert_true (workers >= 1 && workers <= 2);
 

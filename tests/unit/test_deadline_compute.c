@@ -47,8 +47,8 @@ s_teardown (void **state)
 
 //  Computes and checks due_on, warn_on and provisional.
 static void
-s_check (const char *starts_on, int n, const char *day_kind, int warn_days,
-         const char *due_on, const char *warn_on, bool provisional)
+s_check (const char *starts_on, int n, const char *day_kind, int warn_days, const char *due_on,
+         const char *warn_on, bool provisional)
 {
     hcp_deadline_dates_t dates;
     assert_int_equal (
@@ -57,12 +57,10 @@ s_check (const char *starts_on, int n, const char *day_kind, int warn_days,
     char due[11], warn[11];
     hcp_date_format (dates.due_on, due);
     hcp_date_format (dates.warn_on, warn);
-    if (strcmp (due, due_on) || strcmp (warn, warn_on)
-        || dates.provisional != provisional)
-        fail_msg ("%s + %d %s: got due %s warn %s%s, expected due %s warn %s%s",
-                  starts_on, n, day_kind, due, warn,
-                  dates.provisional ? " provisional" : "", due_on, warn_on,
-                  provisional ? " provisional" : "");
+    if (strcmp (due, due_on) || strcmp (warn, warn_on) || dates.provisional != provisional)
+        fail_msg ("%s + %d %s: got due %s warn %s%s, expected due %s warn %s%s", starts_on, n,
+                  day_kind, due, warn, dates.provisional ? " provisional" : "", due_on,
+                  warn_on, provisional ? " provisional" : "");
 }
 
 static void
@@ -178,8 +176,8 @@ static void
 test_configure_reads_warn_working_days (void **state)
 {
     (void) state;
-    hcp_config_t *config = hcp_config_parse (
-        "deadline_watcher:\n  warn_working_days: 3\n", "hcp.yaml", NULL);
+    hcp_config_t *config = hcp_config_parse ("deadline_watcher:\n  warn_working_days: 3\n",
+                                             "hcp.yaml", NULL);
     assert_non_null (config);
     char *error = NULL;
     assert_int_equal (hcp_deadline_configure (config, &error), 0);

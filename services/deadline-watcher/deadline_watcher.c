@@ -27,89 +27,89 @@ struct _hcp_deadline_watcher_t {
 //  sweep; the UPDATE repeats the conditions so that a row that changed
 //  since it was read is not marked twice.
 #define S_OVERDUE "dw_overdue"
-#define S_OVERDUE_SQL                                                                    \
-    "WITH claimed AS ("                                                                  \
-    "  SELECT deadline_id FROM deadlines"                                                \
-    "   WHERE state = 'open' AND overdue_at IS NULL"                                     \
-    "     AND due_at <= to_timestamp ($1::bigint / 1000.0)"                              \
-    "   ORDER BY due_at LIMIT $2::integer FOR UPDATE SKIP LOCKED),"                      \
-    " marked AS ("                                                                       \
-    "  UPDATE deadlines d SET overdue_at = to_timestamp ($1::bigint / 1000.0),"          \
-    "         escalated_at = to_timestamp ($1::bigint / 1000.0), escalated_to = $3"      \
-    "    FROM claimed c"                                                                 \
-    "   WHERE d.deadline_id = c.deadline_id AND d.state = 'open'"                        \
-    "     AND d.overdue_at IS NULL"                                                      \
-    "  RETURNING d.deadline_id, d.case_id, d.kind, d.due_on, d.provisional,"             \
-    "            d.overdue_at),"                                                         \
-    " logged AS ("                                                                       \
-    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"            \
-    "                                due_on, provisional, escalated_to, actor)"          \
-    "  SELECT m.deadline_id, m.case_id, m.kind, a.action, m.overdue_at, m.due_on,"       \
-    "         m.provisional, CASE WHEN a.action = 'escalated' THEN $3 END, $4"           \
-    "    FROM marked m"                                                                  \
-    "   CROSS JOIN (VALUES ('overdue'), ('escalated')) AS a (action))"                   \
-    " SELECT deadline_id, case_id, kind, due_on::text FROM marked"                       \
+#define S_OVERDUE_SQL                                                                         \
+    "WITH claimed AS ("                                                                       \
+    "  SELECT deadline_id FROM deadlines"                                                     \
+    "   WHERE state = 'open' AND overdue_at IS NULL"                                          \
+    "     AND due_at <= to_timestamp ($1::bigint / 1000.0)"                                   \
+    "   ORDER BY due_at LIMIT $2::integer FOR UPDATE SKIP LOCKED),"                           \
+    " marked AS ("                                                                            \
+    "  UPDATE deadlines d SET overdue_at = to_timestamp ($1::bigint / 1000.0),"               \
+    "         escalated_at = to_timestamp ($1::bigint / 1000.0), escalated_to = $3"           \
+    "    FROM claimed c"                                                                      \
+    "   WHERE d.deadline_id = c.deadline_id AND d.state = 'open'"                             \
+    "     AND d.overdue_at IS NULL"                                                           \
+    "  RETURNING d.deadline_id, d.case_id, d.kind, d.due_on, d.provisional,"                  \
+    "            d.overdue_at),"                                                              \
+    " logged AS ("                                                                            \
+    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"                 \
+    "                                due_on, provisional, escalated_to, actor)"               \
+    "  SELECT m.deadline_id, m.case_id, m.kind, a.action, m.overdue_at, m.due_on,"            \
+    "         m.provisional, CASE WHEN a.action = 'escalated' THEN $3 END, $4"                \
+    "    FROM marked m"                                                                       \
+    "   CROSS JOIN (VALUES ('overdue'), ('escalated')) AS a (action))"                        \
+    " SELECT deadline_id, case_id, kind, due_on::text FROM marked"                            \
     "  ORDER BY deadline_id"
 
 //  $1 now, $2 batch, $3 actor. Only deadlines not yet due: one already
 //  overdue gets the escalation instead (the overdue pass runs first).
 #define S_WARN "dw_warn"
-#define S_WARN_SQL                                                                       \
-    "WITH claimed AS ("                                                                  \
-    "  SELECT deadline_id FROM deadlines"                                                \
-    "   WHERE state = 'open' AND warned_at IS NULL AND overdue_at IS NULL"               \
-    "     AND warn_at <= to_timestamp ($1::bigint / 1000.0)"                             \
-    "     AND due_at > to_timestamp ($1::bigint / 1000.0)"                               \
-    "   ORDER BY warn_at LIMIT $2::integer FOR UPDATE SKIP LOCKED),"                     \
-    " marked AS ("                                                                       \
-    "  UPDATE deadlines d SET warned_at = to_timestamp ($1::bigint / 1000.0)"            \
-    "    FROM claimed c"                                                                 \
-    "   WHERE d.deadline_id = c.deadline_id AND d.state = 'open'"                        \
-    "     AND d.warned_at IS NULL AND d.overdue_at IS NULL"                              \
-    "  RETURNING d.deadline_id, d.case_id, d.kind, d.due_on, d.provisional,"             \
-    "            d.warned_at),"                                                          \
-    " logged AS ("                                                                       \
-    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"            \
-    "                                due_on, provisional, actor)"                        \
-    "  SELECT deadline_id, case_id, kind, 'warned', warned_at, due_on,"                  \
-    "         provisional, $3 FROM marked)"                                              \
-    " SELECT deadline_id, case_id, kind, due_on::text FROM marked"                       \
+#define S_WARN_SQL                                                                            \
+    "WITH claimed AS ("                                                                       \
+    "  SELECT deadline_id FROM deadlines"                                                     \
+    "   WHERE state = 'open' AND warned_at IS NULL AND overdue_at IS NULL"                    \
+    "     AND warn_at <= to_timestamp ($1::bigint / 1000.0)"                                  \
+    "     AND due_at > to_timestamp ($1::bigint / 1000.0)"                                    \
+    "   ORDER BY warn_at LIMIT $2::integer FOR UPDATE SKIP LOCKED),"                          \
+    " marked AS ("                                                                            \
+    "  UPDATE deadlines d SET warned_at = to_timestamp ($1::bigint / 1000.0)"                 \
+    "    FROM claimed c"                                                                      \
+    "   WHERE d.deadline_id = c.deadline_id AND d.state = 'open'"                             \
+    "     AND d.warned_at IS NULL AND d.overdue_at IS NULL"                                   \
+    "  RETURNING d.deadline_id, d.case_id, d.kind, d.due_on, d.provisional,"                  \
+    "            d.warned_at),"                                                               \
+    " logged AS ("                                                                            \
+    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"                 \
+    "                                due_on, provisional, actor)"                             \
+    "  SELECT deadline_id, case_id, kind, 'warned', warned_at, due_on,"                       \
+    "         provisional, $3 FROM marked)"                                                   \
+    " SELECT deadline_id, case_id, kind, due_on::text FROM marked"                            \
     "  ORDER BY deadline_id"
 
 //  Keyset pagination over the open deadlines: $1 last deadline_id seen.
 #define S_OPEN_PAGE "dw_open_page"
-#define S_OPEN_PAGE_SQL                                                                  \
-    "SELECT deadline_id, case_id, kind, starts_on::text, period, day_kind,"              \
-    "       extended_to::text, due_on::text, warn_on::text, provisional"                 \
-    "  FROM deadlines WHERE state = 'open' AND deadline_id > $1::bigint"                 \
+#define S_OPEN_PAGE_SQL                                                                       \
+    "SELECT deadline_id, case_id, kind, starts_on::text, period, day_kind,"                   \
+    "       extended_to::text, due_on::text, warn_on::text, provisional"                      \
+    "  FROM deadlines WHERE state = 'open' AND deadline_id > $1::bigint"                      \
     " ORDER BY deadline_id LIMIT $2::integer"
 
 //  $1 id, $2 new due_on, $3 new warn_on, $4 new provisional, $5 clear the
 //  reminder, $6 clear overdue/escalation, $7..$9 the old dates (the row is
 //  only changed if nobody changed it since it was read), $10 now, $11 actor.
 #define S_RECOMPUTE "dw_recompute"
-#define S_RECOMPUTE_SQL                                                                  \
-    "WITH moved AS ("                                                                    \
-    "  UPDATE deadlines SET due_on = $2::date, warn_on = $3::date,"                      \
-    "         provisional = $4::boolean, recomputed = recomputed + 1,"                   \
-    "         warned_at = CASE WHEN $5::boolean THEN NULL ELSE warned_at END,"           \
-    "         overdue_at = CASE WHEN $6::boolean THEN NULL ELSE overdue_at END,"         \
-    "         escalated_at = CASE WHEN $6::boolean THEN NULL ELSE escalated_at END,"     \
-    "         escalated_to = CASE WHEN $6::boolean THEN NULL ELSE escalated_to END"      \
-    "   WHERE deadline_id = $1::bigint AND state = 'open' AND due_on = $7::date"         \
-    "     AND warn_on = $8::date AND provisional = $9::boolean"                          \
-    "  RETURNING deadline_id, case_id, kind, due_on, provisional),"                      \
-    " logged AS ("                                                                       \
-    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"            \
-    "                                due_on, previous_due_on, provisional, actor)"       \
-    "  SELECT deadline_id, case_id, kind, 'recomputed',"                                 \
-    "         to_timestamp ($10::bigint / 1000.0), due_on, $7::date, provisional,"       \
-    "         $11 FROM moved)"                                                           \
+#define S_RECOMPUTE_SQL                                                                       \
+    "WITH moved AS ("                                                                         \
+    "  UPDATE deadlines SET due_on = $2::date, warn_on = $3::date,"                           \
+    "         provisional = $4::boolean, recomputed = recomputed + 1,"                        \
+    "         warned_at = CASE WHEN $5::boolean THEN NULL ELSE warned_at END,"                \
+    "         overdue_at = CASE WHEN $6::boolean THEN NULL ELSE overdue_at END,"              \
+    "         escalated_at = CASE WHEN $6::boolean THEN NULL ELSE escalated_at END,"          \
+    "         escalated_to = CASE WHEN $6::boolean THEN NULL ELSE escalated_to END"           \
+    "   WHERE deadline_id = $1::bigint AND state = 'open' AND due_on = $7::date"              \
+    "     AND warn_on = $8::date AND provisional = $9::boolean"                               \
+    "  RETURNING deadline_id, case_id, kind, due_on, provisional),"                           \
+    " logged AS ("                                                                            \
+    "  INSERT INTO deadline_actions (deadline_id, case_id, kind, action, at,"                 \
+    "                                due_on, previous_due_on, provisional, actor)"            \
+    "  SELECT deadline_id, case_id, kind, 'recomputed',"                                      \
+    "         to_timestamp ($10::bigint / 1000.0), due_on, $7::date, provisional,"            \
+    "         $11 FROM moved)"                                                                \
     " SELECT deadline_id, case_id FROM moved"
 
 #define S_PROVISIONAL "dw_provisional"
-#define S_PROVISIONAL_SQL                                                                \
-    "SELECT count(*), min(due_on)::text FROM deadlines"                                  \
+#define S_PROVISIONAL_SQL                                                                     \
+    "SELECT count(*), min(due_on)::text FROM deadlines"                                       \
     " WHERE state = 'open' AND provisional"
 
 static int
@@ -198,12 +198,11 @@ s_step (hcp_deadline_watcher_t *self, bool overdue, int64_t now_ms)
     int rows = PQntuples (res);
     for (int i = 0; i < rows; i++) {
         const char *case_id = PQgetvalue (res, i, 1);
-        int rc =
-            overdue
-                ? hcp_event_emit (self->db, HCP_DEADLINE_EVENT_OVERDUE, case_id, NULL, 0)
-                      || hcp_event_emit (self->db, HCP_DEADLINE_EVENT_ESCALATED, case_id,
-                                         NULL, 0)
-                : hcp_event_emit (self->db, HCP_DEADLINE_EVENT_WARNED, case_id, NULL, 0);
+        int rc = overdue
+                     ? hcp_event_emit (self->db, HCP_DEADLINE_EVENT_OVERDUE, case_id, NULL, 0)
+                           || hcp_event_emit (self->db, HCP_DEADLINE_EVENT_ESCALATED, case_id,
+                                              NULL, 0)
+                     : hcp_event_emit (self->db, HCP_DEADLINE_EVENT_WARNED, case_id, NULL, 0);
         if (rc) {
             PQclear (res);
             s_rollback (self);
@@ -220,9 +219,9 @@ s_step (hcp_deadline_watcher_t *self, bool overdue, int64_t now_ms)
     for (int i = 0; i < rows; i++) {
         if (overdue)
             hcp_log_kv (HCP_LOG_WARN, "deadline overdue: escalated to the General Office",
-                        "deadline", PQgetvalue (res, i, 0), "case",
-                        PQgetvalue (res, i, 1), "kind", PQgetvalue (res, i, 2), "due_on",
-                        PQgetvalue (res, i, 3), "escalated_to", self->escalate_to, NULL);
+                        "deadline", PQgetvalue (res, i, 0), "case", PQgetvalue (res, i, 1),
+                        "kind", PQgetvalue (res, i, 2), "due_on", PQgetvalue (res, i, 3),
+                        "escalated_to", self->escalate_to, NULL);
         else
             hcp_log_kv (HCP_LOG_INFO, "deadline due soon: reminder sent", "deadline",
                         PQgetvalue (res, i, 0), "case", PQgetvalue (res, i, 1), "kind",
@@ -276,8 +275,8 @@ typedef struct {
 //  number of rows read, or -1.
 static int
 s_read_page (hcp_deadline_watcher_t *self, const hcp_calendar_t *calendar, int64_t now_ms,
-             bool log_provisional, int64_t *after_id, change_t *changes,
-             int *change_count, hcp_deadline_watcher_stats_t *stats)
+             bool log_provisional, int64_t *after_id, change_t *changes, int *change_count,
+             hcp_deadline_watcher_stats_t *stats)
 {
     char after_text[24], batch_text[16];
     snprintf (after_text, sizeof after_text, "%" PRId64, *after_id);
@@ -295,8 +294,8 @@ s_read_page (hcp_deadline_watcher_t *self, const hcp_calendar_t *calendar, int64
         if (hcp_date_parse (PQgetvalue (res, i, 3), &starts_on)
             || hcp_date_parse (PQgetvalue (res, i, 7), &due_on)
             || hcp_date_parse (PQgetvalue (res, i, 8), &warn_on)) {
-            hcp_log_kv (HCP_LOG_ERROR, "deadline with unreadable dates left alone",
-                        "deadline", PQgetvalue (res, i, 0), NULL);
+            hcp_log_kv (HCP_LOG_ERROR, "deadline with unreadable dates left alone", "deadline",
+                        PQgetvalue (res, i, 0), NULL);
             continue;
         }
         int period = atoi (PQgetvalue (res, i, 4));
@@ -309,8 +308,8 @@ s_read_page (hcp_deadline_watcher_t *self, const hcp_calendar_t *calendar, int64
             //  reminder day depends on the calendar.
             hcp_date_t extended_to;
             hcp_date_parse (PQgetvalue (res, i, 6), &extended_to);
-            hcp_deadline_compute (calendar, extended_to, 0, "fixed",
-                                  self->warn_working_days, &dates);
+            hcp_deadline_compute (calendar, extended_to, 0, "fixed", self->warn_working_days,
+                                  &dates);
         }
         else if (hcp_deadline_compute (calendar, starts_on, period, day_kind,
                                        self->warn_working_days, &dates)
@@ -332,9 +331,9 @@ s_read_page (hcp_deadline_watcher_t *self, const hcp_calendar_t *calendar, int64
                 HCP_LOG_WARN,
                 "provisional deadline: the calendar lacks a year, working days counted "
                 "Monday-Friday; add the year to the calendar file",
-                "deadline", PQgetvalue (res, i, 0), "case", PQgetvalue (res, i, 1),
-                "kind", PQgetvalue (res, i, 2), "due_on", due_text, "year", year_text,
-                "calendar", hcp_calendar_name (calendar), NULL);
+                "deadline", PQgetvalue (res, i, 0), "case", PQgetvalue (res, i, 1), "kind",
+                PQgetvalue (res, i, 2), "due_on", due_text, "year", year_text, "calendar",
+                hcp_calendar_name (calendar), NULL);
         }
         if (dates.due_on == due_on && dates.warn_on == warn_on
             && dates.provisional == provisional)
@@ -361,8 +360,7 @@ s_read_page (hcp_deadline_watcher_t *self, const hcp_calendar_t *calendar, int64
 //  Stores a page of changes in one transaction. Returns how many rows
 //  changed (another instance may have stored some first), or -1.
 static int
-s_store_changes (hcp_deadline_watcher_t *self, change_t *changes, int count,
-                 int64_t now_ms)
+s_store_changes (hcp_deadline_watcher_t *self, change_t *changes, int count, int64_t now_ms)
 {
     if (count == 0)
         return 0;
@@ -397,8 +395,8 @@ s_store_changes (hcp_deadline_watcher_t *self, change_t *changes, int count,
         done[i] = PQntuples (res) == 1;
         PQclear (res);
         if (done[i]) {
-            if (hcp_event_emit (self->db, HCP_DEADLINE_EVENT_RECOMPUTED, change->case_id,
-                                NULL, 0)) {
+            if (hcp_event_emit (self->db, HCP_DEADLINE_EVENT_RECOMPUTED, change->case_id, NULL,
+                                0)) {
                 free (done);
                 s_rollback (self);
                 return -1;
@@ -415,11 +413,10 @@ s_store_changes (hcp_deadline_watcher_t *self, change_t *changes, int count,
         if (!done[i])
             continue;
         change_t *change = &changes[i];
-        hcp_log_kv (HCP_LOG_WARN, "deadline recomputed after a calendar change",
-                    "deadline", change->id, "case", change->case_id, "kind", change->kind,
-                    "due_on_was", change->due_on, "due_on", change->new_due, "warn_on",
-                    change->new_warn, "provisional_was",
-                    change->provisional ? "true" : "false", "provisional",
+        hcp_log_kv (HCP_LOG_WARN, "deadline recomputed after a calendar change", "deadline",
+                    change->id, "case", change->case_id, "kind", change->kind, "due_on_was",
+                    change->due_on, "due_on", change->new_due, "warn_on", change->new_warn,
+                    "provisional_was", change->provisional ? "true" : "false", "provisional",
                     change->new_provisional ? "true" : "false", NULL);
     }
     free (done);
@@ -427,9 +424,9 @@ s_store_changes (hcp_deadline_watcher_t *self, change_t *changes, int count,
 }
 
 int
-hcp_deadline_watcher_recompute (hcp_deadline_watcher_t *self,
-                                const hcp_calendar_t *calendar, int64_t now_ms,
-                                bool log_provisional, hcp_deadline_watcher_stats_t *stats)
+hcp_deadline_watcher_recompute (hcp_deadline_watcher_t *self, const hcp_calendar_t *calendar,
+                                int64_t now_ms, bool log_provisional,
+                                hcp_deadline_watcher_stats_t *stats)
 {
     assert (self);
     assert (calendar);
@@ -442,8 +439,8 @@ hcp_deadline_watcher_recompute (hcp_deadline_watcher_t *self,
     int rc = 0;
     while (!s_stopping (self)) {
         int change_count = 0;
-        int rows = s_read_page (self, calendar, now_ms, log_provisional, &after_id,
-                                changes, &change_count, stats);
+        int rows = s_read_page (self, calendar, now_ms, log_provisional, &after_id, changes,
+                                &change_count, stats);
         if (rows < 0) {
             rc = -1;
             break;
@@ -477,8 +474,7 @@ hcp_deadline_watcher_provisional (hcp_deadline_watcher_t *self, long *count,
     }
     *count = strtol (PQgetvalue (res, 0, 0), NULL, 10);
     if (first_due)
-        snprintf (first_due, 11, "%s",
-                  PQgetisnull (res, 0, 1) ? "" : PQgetvalue (res, 0, 1));
+        snprintf (first_due, 11, "%s", PQgetisnull (res, 0, 1) ? "" : PQgetvalue (res, 0, 1));
     PQclear (res);
     return 0;
 }

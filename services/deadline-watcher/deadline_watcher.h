@@ -25,12 +25,11 @@
 #define HCP_DEADLINE_EVENT_RECOMPUTED "deadline.recomputed"
 
 typedef struct {
-    int batch;             //  rows per transaction (deadline_watcher.batch), >= 1
-    int warn_working_days; //  reminder distance used when recomputing (>= 0)
+    int batch;               //  rows per transaction (deadline_watcher.batch), >= 1
+    int warn_working_days;   //  reminder distance used when recomputing (>= 0)
+    const char *escalate_to; //  unit code of the General Office (deadline_watcher.escalate_to)
     const char
-        *escalate_to; //  unit code of the General Office (deadline_watcher.escalate_to)
-    const char
-        *instance; //  actor written in deadline_actions, e.g. deadline-watcher@host:1234
+        *instance;      //  actor written in deadline_actions, e.g. deadline-watcher@host:1234
     volatile int *stop; //  may be NULL: when it becomes true, work stops between batches
 } hcp_deadline_watcher_options_t;
 
@@ -75,8 +74,7 @@ int hcp_deadline_watcher_sweep (hcp_deadline_watcher_t *self, int64_t now_ms,
 //  Returns 0, or -1 on a database error (what committed stays; run again).
 int hcp_deadline_watcher_recompute (hcp_deadline_watcher_t *self,
                                     const hcp_calendar_t *calendar, int64_t now_ms,
-                                    bool log_provisional,
-                                    hcp_deadline_watcher_stats_t *stats);
+                                    bool log_provisional, hcp_deadline_watcher_stats_t *stats);
 
 //  Counts the open provisional deadlines into *count and writes the earliest
 //  due date of one into first_due (11 bytes, "" when none). Returns 0 or -1.

@@ -81,11 +81,10 @@ s_check_unit (hcp_db_t *db, const char *unit_code)
     const char *values[] = {unit_code};
     PGresult *res = hcp_db_run (db, "dw_unit_exists", 1, values);
     if (hcp_db_ok (db, res) && PQntuples (res) == 0)
-        hcp_log_kv (
-            HCP_LOG_WARN,
-            "deadline_watcher.escalate_to is not a unit of the catalog; escalations "
-            "are recorded under that code anyway",
-            "escalate_to", unit_code, NULL);
+        hcp_log_kv (HCP_LOG_WARN,
+                    "deadline_watcher.escalate_to is not a unit of the catalog; escalations "
+                    "are recorded under that code anyway",
+                    "escalate_to", unit_code, NULL);
     PQclear (res);
 }
 
@@ -100,18 +99,16 @@ main (int argc, char **argv)
         return 2;
     }
     const char *conninfo = hcp_service_conninfo (config);
-    int sweep_ms =
-        (int) hcp_service_int (config, "deadline_watcher.sweep_ms", 1000, 10, 3600000);
+    int sweep_ms = (int) hcp_service_int (config, "deadline_watcher.sweep_ms", 1000, 10,
+                                          3600000);
     int batch = (int) hcp_service_int (config, "deadline_watcher.batch", 100, 1, 10000);
-    const char *escalate_to =
-        hcp_service_str (config, "deadline_watcher.escalate_to", "GO");
-    int64_t recompute_ms =
-        hcp_service_int (config, "deadline_watcher.recompute_ms", 300000, 0, 86400000);
+    const char *escalate_to = hcp_service_str (config, "deadline_watcher.escalate_to", "GO");
+    int64_t recompute_ms = hcp_service_int (config, "deadline_watcher.recompute_ms", 300000, 0,
+                                            86400000);
     int64_t provisional_log_ms = hcp_service_int (
         config, "deadline_watcher.provisional_log_ms", 60000, 0, 86400000);
     char *error = NULL;
-    if (hcp_deadline_configure (config, &error)
-        || hcp_calendar_configure (config, &error)) {
+    if (hcp_deadline_configure (config, &error) || hcp_calendar_configure (config, &error)) {
         hcp_error ("configuration: %s", error ? error : "unknown error");
         free (error);
         hcp_config_destroy (&config);
@@ -133,8 +130,7 @@ main (int argc, char **argv)
     snprintf (warn_text, sizeof warn_text, "%d", hcp_deadline_warn_working_days ());
     hcp_log_kv (HCP_LOG_INFO, "starting", "instance", instance, "sweep_ms", sweep_text,
                 "batch", batch_text, "warn_working_days", warn_text, "escalate_to",
-                escalate_to, "calendar", hcp_calendar_name (hcp_calendar_current ()),
-                NULL);
+                escalate_to, "calendar", hcp_calendar_name (hcp_calendar_current ()), NULL);
 
     hcp_db_t *db = hcp_db_new (conninfo, "deadline-watcher");
     volatile int *stop = hcp_service_stop_flag ();
@@ -160,8 +156,7 @@ main (int argc, char **argv)
         if (s_reload) {
             s_reload = 0;
             int rc = hcp_calendar_reload ();
-            hcp_log_kv (HCP_LOG_INFO, "SIGHUP: recomputing every open deadline",
-                        "calendar",
+            hcp_log_kv (HCP_LOG_INFO, "SIGHUP: recomputing every open deadline", "calendar",
                         rc == 1   ? "reloaded"
                         : rc == 0 ? "unchanged"
                                   : "reload failed, kept",
@@ -179,8 +174,7 @@ main (int argc, char **argv)
         if (recompute_due) {
             hcp_deadline_watcher_stats_t stats = {0};
             if (hcp_deadline_watcher_recompute (watcher, hcp_calendar_current (),
-                                                hcp_clock_now_ms (), log_provisional,
-                                                &stats)
+                                                hcp_clock_now_ms (), log_provisional, &stats)
                 == 0) {
                 recompute_due = false;
                 log_provisional = false;
@@ -191,8 +185,7 @@ main (int argc, char **argv)
                 snprintf (provisional, sizeof provisional, "%ld", stats.provisional);
                 hcp_log_kv (stats.recomputed ? HCP_LOG_WARN : HCP_LOG_DEBUG,
                             "open deadlines recomputed with the calendar", "examined",
-                            examined, "changed", changed, "provisional", provisional,
-                            NULL);
+                            examined, "changed", changed, "provisional", provisional, NULL);
             }
             else {
                 hcp_log_kv (hcp_db_lost (db) ? HCP_LOG_WARN : HCP_LOG_ERROR,
@@ -215,12 +208,11 @@ main (int argc, char **argv)
                 && (provisional != last_provisional || now >= next_provisional_log_ms)) {
                 char count[24];
                 snprintf (count, sizeof count, "%ld", provisional);
-                hcp_log_kv (
-                    HCP_LOG_WARN,
-                    "open deadlines are provisional (calendar year missing): add the "
-                    "year to the calendar file, then SIGHUP or just save it",
-                    "count", count, "earliest_due_on", first_due, "calendar",
-                    hcp_calendar_name (hcp_calendar_current ()), NULL);
+                hcp_log_kv (HCP_LOG_WARN,
+                            "open deadlines are provisional (calendar year missing): add the "
+                            "year to the calendar file, then SIGHUP or just save it",
+                            "count", count, "earliest_due_on", first_due, "calendar",
+                            hcp_calendar_name (hcp_calendar_current ()), NULL);
                 next_provisional_log_ms = now + provisional_log_ms;
             }
             else if (provisional == 0 && last_provisional > 0)

@@ -253,19 +253,50 @@ s_text_block (FILE *out, const char *text, const char *indent)
 
 static const char *s_dimension_names[3] = {"服务规范性", "服务便捷性", "服务准确性"};
 
+//  One rendering in progress: the memory stream it writes, and the values
+//  both renderings (text and HTML) show the same way, formatted once.
+typedef struct {
+    FILE *out;
+    char *text;
+    size_t size;
+    char rated[32];
+    char visited[32]; //  "" when there was no visit
+    char due[64];
+    char date[32];
+} s_render_t;
+
+//  Opens the stream of render and formats the shared values of form.
+//  render must stay where it is until s_render_end (the stream writes
+//  through &render->text).
+static void
+s_render_begin (s_render_t *render, const hcp_case_form_t *form)
+{
+    assert (form);
+    memset (render, 0, sizeof *render);
+    render->out = open_memstream (&render->text, &render->size);
+    if (!render->out)
+        abort ();
+    s_minute (form->rated_at_ms, render->rated, sizeof render->rated);
+    if (form->visited_at_ms)
+        s_minute (form->visited_at_ms, render->visited, sizeof render->visited);
+    s_due_clause (form, render->due, sizeof render->due);
+    s_date_cn (form->form_date, render->date, sizeof render->date);
+}
+
+//  Closes the stream and returns what was written (caller frees).
+static char *
+s_render_end (s_render_t *render)
+{
+    fclose (render->out);
+    return render->text;
+}
+
 char *
 hcp_case_form_text (const hcp_case_form_t *form)
 {
-    assert (form);
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    if (!out)
-        abort ();
-    char rated[32], visited[32], due[64], date[32];
-    s_minute (form->rated_at_ms, rated, sizeof rated);
-    s_due_clause (form, due, sizeof due);
-    s_date_cn (form->form_date, date, sizeof date);
+    s_render_t render;
+    s_render_begin (&render, form);
+    FILE *out = render.out;
 
     fprintf (out, "编号：%s\n\n", form->number);
     fprintf (out, "                    政务服务“差评”处理单\n\n");
@@ -275,7 +306,7 @@ hcp_case_form_text (const hcp_case_form_t *form)
              s_str (form->item_name), s_str (form->item_code));
     fprintf (out, "    差评情况：\n");
     fprintf (out, "      案件编号：%" PRId64 "\n", form->case_id);
-    fprintf (out, "      评价时间：%s\n", rated);
+    fprintf (out, "      评价时间：%s\n", render.rated);
     fprintf (out, "      评价渠道：%s（%s）\n", hcp_case_channel_name (form->channel),
              hcp_case_stage_name (form->stage));
     for (int i = 0; i < 3; i++)
@@ -286,8 +317,7 @@ hcp_case_form_text (const hcp_case_form_t *form)
                   "                ");
     fprintf (out, "\n");
     if (form->visited_at_ms) {
-        s_minute (form->visited_at_ms, visited, sizeof visited);
-        fprintf (out, "      回访情况：%s，%s，联系到：%s\n", visited,
+        fprintf (out, "      回访情况：%s，%s，联系到：%s\n", render.visited,
                  s_str (form->visit_method), s_str (form->visit_reached));
         fprintf (out, "      差评原因：");
         s_text_block (out, form->visit_cause, "                ");
@@ -296,13 +326,12 @@ hcp_case_form_text (const hcp_case_form_t *form)
     fprintf (out, "\n    1. 属实，提出整改意见。\n");
     fprintf (out, "    2. 认为该评价是误评或恶意评价，提出申诉意见。\n\n");
     fprintf (out, "    请根据实际情况进行说明，在%d个工作日内%s将意见反馈办公厅。\n\n",
-             form->answer_working_days, due);
+             form->answer_working_days, render.due);
     fprintf (out, "联系人及电话：%s  %s\n\n", s_str (form->unit_contact),
              s_str (form->unit_phone));
     fprintf (out, "                                                  办公厅\n");
-    fprintf (out, "                                            %s\n", date);
-    fclose (out);
-    return text;
+    fprintf (out, "                                            %s\n", render.date);
+    return s_render_end (&render);
 }
 
 //  HTML-escapes text; newlines become <br>.
@@ -340,16 +369,9 @@ s_html (FILE *out, const char *text)
 char *
 hcp_case_form_html (const hcp_case_form_t *form)
 {
-    assert (form);
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    if (!out)
-        abort ();
-    char rated[32], visited[32], due[64], date[32];
-    s_minute (form->rated_at_ms, rated, sizeof rated);
-    s_due_clause (form, due, sizeof due);
-    s_date_cn (form->form_date, date, sizeof date);
+    s_render_t render;
+    s_render_begin (&render, form);
+    FILE *out = render.out;
 
     fputs ("<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n", out);
     fprintf (out, "<title>政务服务“差评”处理单 %s</title>\n", form->number);
@@ -383,7 +405,7 @@ hcp_case_form_html (const hcp_case_form_t *form)
     fputs ("）的差评，转你司（局、单位）研究处理。</p>\n", out);
     fputs ("<table class=\"review\">\n", out);
     fprintf (out, "<tr><th>案件编号</th><td>%" PRId64 "</td></tr>\n", form->case_id);
-    fprintf (out, "<tr><th>评价时间</th><td>%s</td></tr>\n", rated);
+    fprintf (out, "<tr><th>评价时间</th><td>%s</td></tr>\n", render.rated);
     fprintf (out, "<tr><th>评价渠道</th><td>%s（%s）</td></tr>\n",
              hcp_case_channel_name (form->channel), hcp_case_stage_name (form->stage));
     for (int i = 0; i < 3; i++)
@@ -393,8 +415,7 @@ hcp_case_form_html (const hcp_case_form_t *form)
     s_html (out, form->comment && *form->comment ? form->comment : "（无）");
     fputs ("</td></tr>\n", out);
     if (form->visited_at_ms) {
-        s_minute (form->visited_at_ms, visited, sizeof visited);
-        fprintf (out, "<tr><th>回访情况</th><td>%s，", visited);
+        fprintf (out, "<tr><th>回访情况</th><td>%s，", render.visited);
         s_html (out, form->visit_method);
         fputs ("，联系到：", out);
         s_html (out, form->visit_reached);
@@ -408,14 +429,13 @@ hcp_case_form_html (const hcp_case_form_t *form)
     fprintf (out,
              "<p "
              "class=\"body\">请根据实际情况进行说明，在%d个工作日内%s将意见反馈办公厅。</p>\n",
-             form->answer_working_days, due);
+             form->answer_working_days, render.due);
     fputs ("<p class=\"contact\">联系人及电话：", out);
     s_html (out, form->unit_contact);
     fputs ("&nbsp;&nbsp;", out);
     s_html (out, form->unit_phone);
     fputs ("</p>\n", out);
-    fprintf (out, "<p class=\"signature\">办公厅<br>%s</p>\n", date);
+    fprintf (out, "<p class=\"signature\">办公厅<br>%s</p>\n", render.date);
     fputs ("</body>\n</html>\n", out);
-    fclose (out);
-    return text;
+    return s_render_end (&render);
 }

@@ -146,18 +146,8 @@ test_kill_nine_loses_and_doubles_nothing (void **state)
     tc_services_teardown (&s_fx);
 }
 
-static int
-s_cleanup (void **state)
-{
-    (void) state;
-    return tc_services_cleanup (&s_fx);
-}
-
 int
 main (void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown (test_kill_nine_loses_and_doubles_nothing, s_cleanup),
-    };
-    return cmocka_run_group_tests (tests, NULL, NULL);
+    return TC_SERVICES_RUN (test_kill_nine_loses_and_doubles_nothing, &s_fx);
 }

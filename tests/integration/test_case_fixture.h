@@ -279,6 +279,32 @@ tc_services_cleanup (tc_services_t *fx)
     return 0;
 }
 
+//  cmocka teardown for a test whose initial state is its tc_services_t:
+//  tc_services_cleanup of that fixture.
+static inline int
+tc_services_cleanup_state (void **state)
+{
+    return tc_services_cleanup (*state);
+}
+
+//  The main of a service test binary: runs the one test with fx as its
+//  initial state and tc_services_cleanup as its teardown, so a test that
+//  fails half-way leaves no service running. Use TC_SERVICES_RUN, which
+//  names the test after its function.
+static inline int
+tc_services_run (const char *name, CMUnitTestFunction test, tc_services_t *fx)
+{
+    const struct CMUnitTest tests[] = {
+        {.name = name,
+         .test_func = test,
+         .teardown_func = tc_services_cleanup_state,
+         .initial_state = fx},
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
+
+#define TC_SERVICES_RUN(test, fx) tc_services_run (#test, test, fx)
+
 //  Inserts count ratings of item rated at rated (Shanghai "YYYY-MM-DD
 //  HH:MM"), every bad_every-th one bad (1: all), each with its
 //  rating.stored event in the same transaction, as ingest does. Returns

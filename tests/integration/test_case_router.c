@@ -194,18 +194,8 @@ test_staff_move_a_case_with_hcpctl (void **state)
     tc_services_teardown (&s_fx);
 }
 
-static int
-s_cleanup (void **state)
-{
-    (void) state;
-    return tc_services_cleanup (&s_fx);
-}
-
 int
 main (void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown (test_staff_move_a_case_with_hcpctl, s_cleanup),
-    };
-    return cmocka_run_group_tests (tests, NULL, NULL);
+    return TC_SERVICES_RUN (test_staff_move_a_case_with_hcpctl, &s_fx);
 }

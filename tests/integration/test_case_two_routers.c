@@ -57,18 +57,8 @@ test_two_routers_never_open_a_case_twice (void **state)
     tc_services_teardown (&s_fx);
 }
 
-static int
-s_cleanup (void **state)
-{
-    (void) state;
-    return tc_services_cleanup (&s_fx);
-}
-
 int
 main (void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown (test_two_routers_never_open_a_case_twice, s_cleanup),
-    };
-    return cmocka_run_group_tests (tests, NULL, NULL);
+    return TC_SERVICES_RUN (test_two_routers_never_open_a_case_twice, &s_fx);
 }

@@ -20,18 +20,17 @@ static void
 test_resend_is_duplicate (void **state)
 {
     (void) state;
+    test_rating_t valid;
+    Hcp__V1__Rating *rating = s_test_rating (&valid);
+    const char *id = valid.id;
+    rating->rater->name = (char *) "李四";
+    rating->rater->phone = (char *) "13900000000";
     ingest_t *ingest = s_ingest_start ("ingest_dup", NULL);
     zsock_t *socket = s_dealer (ingest);
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    rater.name = (char *) "李四";
-    rater.phone = (char *) "13900000000";
     int expected[] = {HCP__V1__ACK_STATUS__ACK_ACCEPTED, HCP__V1__ACK_STATUS__ACK_DUPLICATE,
                       HCP__V1__ACK_STATUS__ACK_DUPLICATE};
     for (int i = 0; i < 3; i++) {
-        Hcp__V1__SubmitReply *reply = s_call (socket, s_encode (&rating, NULL));
+        Hcp__V1__SubmitReply *reply = s_call (socket, s_encode (rating, NULL));
         assert_int_equal (reply->status, expected[i]);
         assert_string_equal (reply->id, id);
         hcp__v1__submit_reply__free_unpacked (reply, NULL);
@@ -40,8 +39,8 @@ test_resend_is_duplicate (void **state)
     char upper[HCP_UUID_STR_LEN];
     for (int i = 0; i < HCP_UUID_STR_LEN; i++)
         upper[i] = (char) toupper ((unsigned char) id[i]);
-    rating.rating_id = upper;
-    Hcp__V1__SubmitReply *reply = s_call (socket, s_encode (&rating, NULL));
+    rating->rating_id = upper;
+    Hcp__V1__SubmitReply *reply = s_call (socket, s_encode (rating, NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_DUPLICATE);
     assert_string_equal (reply->id, upper); //  answered under the id as sent
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
@@ -88,26 +87,23 @@ test_burst_of_copies (void **state)
     (void) state;
     ingest_t *ingest = s_ingest_start ("ingest_burst", NULL);
     zsock_t *socket = s_dealer (ingest);
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-BURST");
-    rating.delivery_id = (char *) "D-BURST";
+    test_rating_t valid;
+    s_test_rating (&valid)->delivery_id = (char *) "D-BURST";
     //  The delivery and its ratings in one burst: deliveries go first in a
     //  batch, so the rating finds its delivery.
     zframe_t *frame = s_encode (NULL, &delivery);
     zframe_send (&frame, socket, 0);
     for (int i = 0; i < 50; i++) {
-        frame = s_encode (&rating, NULL);
+        frame = s_encode (&valid.rating, NULL);
         zframe_send (&frame, socket, 0);
     }
     int counts[4] = {0};
     for (int i = 0; i < 51; i++) {
         Hcp__V1__SubmitReply *reply = s_reply (socket);
-        if (!strcmp (reply->id, id))
+        if (!strcmp (reply->id, valid.id))
             counts[reply->status]++;
         else
             assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
@@ -193,12 +189,10 @@ test_two_copies_in_one_batch (void **state)
 {
     (void) state;
     batch_t *batch = s_batch_new ("ingest_batch_copies");
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    s_batch_add (batch, &rating, NULL);
-    s_batch_add (batch, &rating, NULL);
+    test_rating_t valid;
+    Hcp__V1__Rating *rating = s_test_rating (&valid);
+    s_batch_add (batch, rating, NULL);
+    s_batch_add (batch, rating, NULL);
     s_batch_commit (batch);
     //  The first stored, the second a duplicate of it, in the same batch.
     assert_int_equal (batch->facts[0].outcome, INGEST_ACCEPTED);
@@ -208,10 +202,10 @@ test_two_copies_in_one_batch (void **state)
     s_batch_clear (batch);
 
     //  Two copies with different content in one batch: one conflict.
-    s_rating (&rating, &rater, id);
-    s_batch_add (batch, &rating, NULL);
-    rating.comment = (char *) "改过的内容";
-    s_batch_add (batch, &rating, NULL);
+    s_test_rating (&valid);
+    s_batch_add (batch, rating, NULL);
+    rating->comment = (char *) "改过的内容";
+    s_batch_add (batch, rating, NULL);
     s_batch_commit (batch);
     assert_int_equal (batch->facts[0].outcome, INGEST_ACCEPTED);
     assert_int_equal (batch->facts[1].outcome, INGEST_REJECTED);
@@ -221,10 +215,9 @@ test_two_copies_in_one_batch (void **state)
 
     //  Two copies of a rating whose delivery is unknown: the first refused,
     //  the second left for the next batch (the delivery may come by then).
-    s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *) "D-LATER";
-    s_batch_add (batch, &rating, NULL);
-    s_batch_add (batch, &rating, NULL);
+    s_test_rating (&valid)->delivery_id = (char *) "D-LATER";
+    s_batch_add (batch, rating, NULL);
+    s_batch_add (batch, rating, NULL);
     s_batch_commit (batch);
     assert_int_equal (batch->facts[0].outcome, INGEST_REJECTED);
     assert_string_equal (batch->facts[0].rejection.code, "unknown_delivery");
@@ -311,12 +304,10 @@ static void
 test_connection_lost_then_retried (void **state)
 {
     (void) state;
+    test_rating_t valid;
+    s_test_rating (&valid);
     batch_t *batch = s_batch_new ("ingest_batch_lost");
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    s_batch_add (batch, &rating, NULL);
+    s_batch_add (batch, &valid.rating, NULL);
     hcp_test_sql_exec (batch->conn,
                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND application_name = 'test'");

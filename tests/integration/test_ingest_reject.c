@@ -36,17 +36,14 @@ s_teardown (void **state)
 static void
 s_valid_rating_accepted (void)
 {
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
+    test_rating_t valid;
+    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (s_test_rating (&valid), NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    assert_string_equal (reply->id, id);
+    assert_string_equal (reply->id, valid.id);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
     assert_int_equal (hcp_test_sql_int (s_ingest->conn,
                                         "SELECT count(*) FROM ratings WHERE rating_id = '%s'",
-                                        id),
+                                        valid.id),
                       1);
 }
 
@@ -84,18 +81,27 @@ s_expect_rejected (zframe_t *frame, const char *field, const char *code)
     s_valid_rating_accepted ();
 }
 
-//  A valid rating spoiled by a function, expected rejected.
-typedef void (spoil_fn) (Hcp__V1__Rating *rating, Hcp__V1__Rater *rater);
+//  The rating a test spoils: s_fresh makes it valid again, the test changes
+//  one field, s_spoilt_rejected sends it and expects the rejection.
+static test_rating_t s_spoilt;
+
+static Hcp__V1__Rating *
+s_fresh (void)
+{
+    return s_test_rating (&s_spoilt);
+}
 
 static void
-s_spoiled (spoil_fn *spoil, const char *field, const char *code)
+s_spoilt_rejected (const char *field, const char *code)
 {
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    spoil (&rating, &rater);
-    s_expect_rejected (s_encode (&rating, NULL), field, code);
+    s_expect_rejected (s_encode (&s_spoilt.rating, NULL), field, code);
+}
+
+//  Sends s_spoilt (after a test changed it) and expects it accepted.
+static void
+s_spoilt_accepted (void)
+{
+    s_call_accepted (s_socket, s_encode (&s_spoilt.rating, NULL));
 }
 
 //  --------------------------------------------------------------------------
@@ -105,15 +111,11 @@ static void
 test_too_large (void **state)
 {
     (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
     char *comment = malloc (70 * 1024 + 1);
     memset (comment, 'x', 70 * 1024);
     comment[70 * 1024] = 0;
-    rating.comment = comment;
-    zframe_t *frame = s_encode (&rating, NULL);
+    s_fresh ()->comment = comment;
+    zframe_t *frame = s_encode (&s_spoilt.rating, NULL);
     free (comment);
     //  The reply names the id, so the adapter can tell which one it was.
     assert_int_equal (zframe_send (&frame, s_socket, 0), 0);
@@ -121,7 +123,7 @@ test_too_large (void **state)
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_REJECTED);
     assert_string_equal (reply->field, "message");
     assert_string_equal (reply->code, "too_large");
-    assert_string_equal (reply->id, id);
+    assert_string_equal (reply->id, s_spoilt.id);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
     assert_int_equal (hcp_test_sql_int (s_ingest->conn,
                                         "SELECT count(*) FROM rejected_submissions WHERE "
@@ -137,11 +139,7 @@ test_undecodable (void **state)
     static const char garbage[] = "\xff\xff\xff\xff\x0f not protobuf";
     s_expect_rejected (zframe_new (garbage, sizeof garbage - 1), "message", "undecodable");
     //  Truncated in the middle of a field.
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    zframe_t *whole = s_encode (&rating, NULL);
+    zframe_t *whole = s_encode (s_fresh (), NULL);
     zframe_t *cut = zframe_new (zframe_data (whole), zframe_size (whole) - 3);
     zframe_destroy (&whole);
     s_expect_rejected (cut, "message", "undecodable");
@@ -173,33 +171,15 @@ test_no_fact (void **state)
 //  Ids
 
 static void
-s_bad_uuid (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rating_id = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0"; //  one digit short
-}
-
-static void
-s_no_id (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rating_id = (char *) "";
-}
-
-static void
-s_spaced_delivery_id (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->delivery_id = (char *) "D 1";
-}
-
-static void
 test_ids (void **state)
 {
     (void) state;
-    s_spoiled (s_bad_uuid, "rating.rating_id", "not_uuid");
-    s_spoiled (s_no_id, "rating.rating_id", "missing");
-    s_spoiled (s_spaced_delivery_id, "rating.delivery_id", "not_printable_ascii");
+    s_fresh ()->rating_id = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0"; //  one digit short
+    s_spoilt_rejected ("rating.rating_id", "not_uuid");
+    s_fresh ()->rating_id = (char *) "";
+    s_spoilt_rejected ("rating.rating_id", "missing");
+    s_fresh ()->delivery_id = (char *) "D 1";
+    s_spoilt_rejected ("rating.delivery_id", "not_printable_ascii");
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater rater;
     char long_id[80];
@@ -218,25 +198,13 @@ test_ids (void **state)
 //  Catalog
 
 static void
-s_unknown_item (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->item_code = (char *) "NO-SUCH-ITEM";
-}
-
-static void
-s_inactive_item (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->item_code = (char *) S_ITEM2;
-}
-
-static void
 test_catalog (void **state)
 {
     (void) state;
-    s_spoiled (s_unknown_item, "rating.item_code", "unknown_item");
-    s_spoiled (s_inactive_item, "rating.item_code", "inactive_item");
+    s_fresh ()->item_code = (char *) "NO-SUCH-ITEM";
+    s_spoilt_rejected ("rating.item_code", "unknown_item");
+    s_fresh ()->item_code = (char *) S_ITEM2;
+    s_spoilt_rejected ("rating.item_code", "inactive_item");
 }
 
 //  An item added after ingest started is found once the cache is refreshed
@@ -248,15 +216,11 @@ test_new_item_found_after_refresh (void **state)
     hcp_test_sql_exec (s_ingest->conn,
                        "INSERT INTO service_items (item_code, name, unit_code) "
                        "SELECT 'NEW-ITEM-1', 'new', unit_code FROM service_items LIMIT 1");
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
     int64_t deadline = hcp_test_now_ms () + 20000;
     int status = 0;
     while (hcp_test_now_ms () < deadline) {
-        s_rating (&rating, &rater, id);
-        rating.item_code = (char *) "NEW-ITEM-1";
-        Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
+        s_fresh ()->item_code = (char *) "NEW-ITEM-1";
+        Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&s_spoilt.rating, NULL));
         status = reply->status;
         hcp__v1__submit_reply__free_unpacked (reply, NULL);
         if (status == HCP__V1__ACK_STATUS__ACK_ACCEPTED)
@@ -270,81 +234,28 @@ test_new_item_found_after_refresh (void **state)
 //  Enums and numbers
 
 static void
-s_channel_99 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->channel = (Hcp__V1__Channel) 99;
-}
-
-static void
-s_channel_0 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->channel = HCP__V1__CHANNEL__CHANNEL_UNSPECIFIED;
-}
-
-static void
-s_stage_4 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->stage = (Hcp__V1__Stage) 4;
-}
-
-static void
-s_grade_7 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->accuracy = (Hcp__V1__Grade) 7;
-}
-
-static void
-s_grade_negative (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->convenience = (Hcp__V1__Grade) -1;
-}
-
-static void
-s_rater_type_9 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) r;
-    x->type = (Hcp__V1__RaterType) 9;
-}
-
-static void
-s_count_3 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rating_count = 3;
-}
-
-static void
-s_count_0 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rating_count = 0;
-}
-
-static void
-s_no_dimension (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->standardization = r->convenience = r->accuracy = HCP__V1__GRADE__GRADE_UNRATED;
-}
-
-static void
 test_enums_and_numbers (void **state)
 {
     (void) state;
-    s_spoiled (s_channel_99, "rating.channel", "out_of_range");
-    s_spoiled (s_channel_0, "rating.channel", "missing");
-    s_spoiled (s_stage_4, "rating.stage", "out_of_range");
-    s_spoiled (s_grade_7, "rating.accuracy", "out_of_range");
-    s_spoiled (s_grade_negative, "rating.convenience", "out_of_range");
-    s_spoiled (s_rater_type_9, "rating.rater.type", "out_of_range");
-    s_spoiled (s_count_3, "rating.rating_count", "out_of_range");
-    s_spoiled (s_count_0, "rating.rating_count", "out_of_range");
-    s_spoiled (s_no_dimension, "rating", "no_dimension_rated");
+    s_fresh ()->channel = (Hcp__V1__Channel) 99;
+    s_spoilt_rejected ("rating.channel", "out_of_range");
+    s_fresh ()->channel = HCP__V1__CHANNEL__CHANNEL_UNSPECIFIED;
+    s_spoilt_rejected ("rating.channel", "missing");
+    s_fresh ()->stage = (Hcp__V1__Stage) 4;
+    s_spoilt_rejected ("rating.stage", "out_of_range");
+    s_fresh ()->accuracy = (Hcp__V1__Grade) 7;
+    s_spoilt_rejected ("rating.accuracy", "out_of_range");
+    s_fresh ()->convenience = (Hcp__V1__Grade) -1;
+    s_spoilt_rejected ("rating.convenience", "out_of_range");
+    s_fresh ()->rater->type = (Hcp__V1__RaterType) 9;
+    s_spoilt_rejected ("rating.rater.type", "out_of_range");
+    s_fresh ()->rating_count = 3;
+    s_spoilt_rejected ("rating.rating_count", "out_of_range");
+    s_fresh ()->rating_count = 0;
+    s_spoilt_rejected ("rating.rating_count", "out_of_range");
+    Hcp__V1__Rating *none = s_fresh ();
+    none->standardization = none->convenience = none->accuracy = HCP__V1__GRADE__GRADE_UNRATED;
+    s_spoilt_rejected ("rating", "no_dimension_rated");
 }
 
 //  One dimension rated is enough; the others are stored as unrated.
@@ -352,21 +263,16 @@ static void
 test_partial_dimensions_stored_as_unrated (void **state)
 {
     (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    rating.standardization = HCP__V1__GRADE__GRADE_UNRATED;
-    rating.accuracy = HCP__V1__GRADE__GRADE_UNRATED;
-    rating.convenience = HCP__V1__GRADE__GRADE_VERY_DISSATISFIED;
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+    Hcp__V1__Rating *rating = s_fresh ();
+    rating->standardization = HCP__V1__GRADE__GRADE_UNRATED;
+    rating->accuracy = HCP__V1__GRADE__GRADE_UNRATED;
+    rating->convenience = HCP__V1__GRADE__GRADE_VERY_DISSATISFIED;
+    s_spoilt_accepted ();
     assert_int_equal (hcp_test_sql_int (s_ingest->conn,
                                         "SELECT count(*) FROM ratings WHERE rating_id = '%s' "
                                         "AND standardization IS NULL AND accuracy IS NULL "
                                         "AND convenience = 5 AND is_bad",
-                                        id),
+                                        s_spoilt.id),
                       1);
 }
 
@@ -374,35 +280,18 @@ test_partial_dimensions_stored_as_unrated (void **state)
 //  Times
 
 static void
-s_no_time (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rated_at_ms = 0;
-}
-
-static void
-s_future (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rated_at_ms = hcp_clock_now_ms () + 3600 * 1000;
-}
-
-static void
 test_times (void **state)
 {
     (void) state;
-    s_spoiled (s_no_time, "rating.rated_at_ms", "missing");
-    s_spoiled (s_future, "rating.rated_at_ms", "in_future");
+    s_fresh ()->rated_at_ms = 0;
+    s_spoilt_rejected ("rating.rated_at_ms", "missing");
+    s_fresh ()->rated_at_ms = hcp_clock_now_ms () + 3600 * 1000;
+    s_spoilt_rejected ("rating.rated_at_ms", "in_future");
     //  Within the skew (300 s): accepted.
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    rating.rated_at_ms = hcp_clock_now_ms () + 60 * 1000;
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+    s_fresh ()->rated_at_ms = hcp_clock_now_ms () + 60 * 1000;
+    s_spoilt_accepted ();
     Hcp__V1__Delivery delivery;
+    Hcp__V1__Rater rater;
     s_delivery (&delivery, &rater, "D-FUTURE");
     delivery.delivered_at_ms = hcp_clock_now_ms () + 86400 * 1000;
     s_expect_rejected (s_encode (NULL, &delivery), "delivery.delivered_at_ms", "in_future");
@@ -415,34 +304,26 @@ test_rating_and_its_delivery (void **state)
     Hcp__V1__Delivery delivery;
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-REJECT-1");
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (NULL, &delivery));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+    s_call_accepted (s_socket, s_encode (NULL, &delivery));
 
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
     //  Rated before it was delivered.
-    s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *) "D-REJECT-1";
-    rating.rated_at_ms = delivery.delivered_at_ms - 1;
-    s_expect_rejected (s_encode (&rating, NULL), "rating.rated_at_ms", "before_delivery");
+    Hcp__V1__Rating *rating = s_fresh ();
+    rating->delivery_id = (char *) "D-REJECT-1";
+    rating->rated_at_ms = delivery.delivered_at_ms - 1;
+    s_spoilt_rejected ("rating.rated_at_ms", "before_delivery");
     //  A delivery never received: submit the delivery first.
-    s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *) "D-NEVER-SENT";
-    s_expect_rejected (s_encode (&rating, NULL), "rating.delivery_id", "unknown_delivery");
+    s_fresh ()->delivery_id = (char *) "D-NEVER-SENT";
+    s_spoilt_rejected ("rating.delivery_id", "unknown_delivery");
     //  Another item than the delivery's.
-    s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *) "D-REJECT-1";
-    rating.item_code = (char *) "000119003000";
-    s_expect_rejected (s_encode (&rating, NULL), "rating.item_code", "item_mismatch");
+    rating = s_fresh ();
+    rating->delivery_id = (char *) "D-REJECT-1";
+    rating->item_code = (char *) "000119003000";
+    s_spoilt_rejected ("rating.item_code", "item_mismatch");
     //  At the very moment of delivery: fine.
-    s_rating (&rating, &rater, id);
-    rating.delivery_id = (char *) "D-REJECT-1";
-    rating.rated_at_ms = delivery.delivered_at_ms;
-    reply = s_call (s_socket, s_encode (&rating, NULL));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+    rating = s_fresh ();
+    rating->delivery_id = (char *) "D-REJECT-1";
+    rating->rated_at_ms = delivery.delivered_at_ms;
+    s_spoilt_accepted ();
 }
 
 //  --------------------------------------------------------------------------
@@ -450,61 +331,37 @@ test_rating_and_its_delivery (void **state)
 
 static char s_text[8000];
 
-static void
-s_comment_2001 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
+//  s_text holding chars times the three-byte character 评.
+static char *
+s_comment_of (int chars)
 {
-    (void) x;
-    for (int i = 0; i < 2001; i++)
+    for (int i = 0; i < chars; i++)
         memcpy (s_text + 3 * i, "评", 3);
-    s_text[3 * 2001] = 0;
-    r->comment = s_text;
-}
-
-static void
-s_comment_bad_utf8 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->comment = (char *) "good start \xe8\xaf then broken";
-}
-
-static void
-s_name_bad_utf8 (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) r;
-    x->name = (char *) "\xc0\xaf overlong slash";
-}
-
-static void
-s_key_too_long (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) r;
-    memset (s_text, 'k', 300);
-    s_text[300] = 0;
-    x->key = s_text;
+    s_text[3 * chars] = 0;
+    return s_text;
 }
 
 static void
 test_text (void **state)
 {
     (void) state;
-    s_spoiled (s_comment_2001, "rating.comment", "too_long");
-    s_spoiled (s_comment_bad_utf8, "rating.comment", "invalid_utf8");
-    s_spoiled (s_name_bad_utf8, "rating.rater.name", "invalid_utf8");
-    s_spoiled (s_key_too_long, "rating.rater.key", "too_long");
+    s_fresh ()->comment = s_comment_of (2001);
+    s_spoilt_rejected ("rating.comment", "too_long");
+    s_fresh ()->comment = (char *) "good start \xe8\xaf then broken";
+    s_spoilt_rejected ("rating.comment", "invalid_utf8");
+    s_fresh ()->rater->name = (char *) "\xc0\xaf overlong slash";
+    s_spoilt_rejected ("rating.rater.name", "invalid_utf8");
+    memset (s_text, 'k', 300);
+    s_text[300] = 0;
+    s_fresh ()->rater->key = s_text;
+    s_spoilt_rejected ("rating.rater.key", "too_long");
     //  2000 characters is the limit, not over it.
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    s_comment_2001 (&rating, &rater);
-    s_text[3 * 2000] = 0;
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+    s_fresh ()->comment = s_comment_of (2000);
+    s_spoilt_accepted ();
     assert_int_equal (hcp_test_sql_int (s_ingest->conn,
                                         "SELECT char_length(comment) FROM ratings "
                                         "WHERE rating_id = '%s'",
-                                        id),
+                                        s_spoilt.id),
                       2000);
 }
 
@@ -514,14 +371,11 @@ static void
 test_nul_byte (void **state)
 {
     (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    rating.comment = (char *) "";
-    size_t size = hcp__v1__rating__get_packed_size (&rating);
+    Hcp__V1__Rating *rating = s_fresh ();
+    rating->comment = (char *) "";
+    size_t size = hcp__v1__rating__get_packed_size (rating);
     uint8_t buffer[1024];
-    hcp__v1__rating__pack (&rating, buffer + 3);
+    hcp__v1__rating__pack (rating, buffer + 3);
     static const uint8_t comment[] = {0x62, 8, 'a', 'b', 'c', 0, 'D', 'R', 'O', 'P'};
     memcpy (buffer + 3 + size, comment, sizeof comment);
     size += sizeof comment;
@@ -533,25 +387,13 @@ test_nul_byte (void **state)
 }
 
 static void
-s_no_rater_type (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) r;
-    x->type = HCP__V1__RATER_TYPE__RATER_TYPE_UNSPECIFIED;
-}
-
-static void
-s_no_rater (Hcp__V1__Rating *r, Hcp__V1__Rater *x)
-{
-    (void) x;
-    r->rater = NULL;
-}
-
-static void
 test_rater (void **state)
 {
     (void) state;
-    s_spoiled (s_no_rater_type, "rating.rater.type", "missing");
-    s_spoiled (s_no_rater, "rating.rater.type", "missing");
+    s_fresh ()->rater->type = HCP__V1__RATER_TYPE__RATER_TYPE_UNSPECIFIED;
+    s_spoilt_rejected ("rating.rater.type", "missing");
+    s_fresh ()->rater = NULL;
+    s_spoilt_rejected ("rating.rater.type", "missing");
 }
 
 //  The same id with other content: a conflict, not a duplicate.
@@ -559,19 +401,14 @@ static void
 test_conflict (void **state)
 {
     (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (&rating, NULL));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
-    rating.accuracy = HCP__V1__GRADE__GRADE_VERY_DISSATISFIED;
-    s_expect_rejected (s_encode (&rating, NULL), "rating.rating_id", "conflict");
+    s_fresh ();
+    s_spoilt_accepted ();
+    s_spoilt.rating.accuracy = HCP__V1__GRADE__GRADE_VERY_DISSATISFIED;
+    s_spoilt_rejected ("rating.rating_id", "conflict");
     //  The stored rating is the first one.
     assert_int_equal (hcp_test_sql_int (s_ingest->conn,
                                         "SELECT accuracy FROM ratings WHERE rating_id = '%s'",
-                                        id),
+                                        s_spoilt.id),
                       3);
 }
 
@@ -585,23 +422,16 @@ test_sql_text_is_data (void **state)
     Hcp__V1__Rater delivery_rater;
     s_delivery (&delivery, &delivery_rater, "D-';DROP-TABLE-ratings;--");
     delivery_rater.name = (char *) evil;
-    Hcp__V1__SubmitReply *reply = s_call (s_socket, s_encode (NULL, &delivery));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    rating.comment = (char *) evil;
-    rating.delivery_id = (char *) "D-';DROP-TABLE-ratings;--";
-    rater.key = (char *) evil;
-    reply = s_call (s_socket, s_encode (&rating, NULL));
-    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+    s_call_accepted (s_socket, s_encode (NULL, &delivery));
+    Hcp__V1__Rating *rating = s_fresh ();
+    rating->comment = (char *) evil;
+    rating->delivery_id = (char *) "D-';DROP-TABLE-ratings;--";
+    rating->rater->key = (char *) evil;
+    s_spoilt_accepted ();
     char *stored = hcp_test_sql_text (s_ingest->conn,
                                       "SELECT comment || '|' || rater_key FROM ratings "
                                       "WHERE rating_id = '%s'",
-                                      id);
+                                      s_spoilt.id);
     char expected[200];
     snprintf (expected, sizeof expected, "%s|%s", evil, evil);
     assert_string_equal (stored, expected);
@@ -618,13 +448,9 @@ test_req_client (void **state)
     zsock_set_rcvtimeo (req, 20000);
     zsock_set_linger (req, 0);
     assert_int_equal (zsock_connect (req, "%s", s_ingest->endpoint), 0);
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    char id[HCP_UUID_STR_LEN];
-    s_rating (&rating, &rater, id);
-    Hcp__V1__SubmitReply *reply = s_call (req, s_encode (&rating, NULL));
+    Hcp__V1__SubmitReply *reply = s_call (req, s_encode (s_fresh (), NULL));
     assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
-    assert_string_equal (reply->id, id);
+    assert_string_equal (reply->id, s_spoilt.id);
     hcp__v1__submit_reply__free_unpacked (reply, NULL);
     zsock_destroy (&req);
 }

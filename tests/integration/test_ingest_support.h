@@ -245,6 +245,31 @@ s_raw_call (zsock_t *socket, const void *bytes, size_t size)
     return s_call (socket, zframe_new (bytes, size));
 }
 
+//  Sends one frame (taking it) and checks that ingest accepted it.
+static S_UNUSED void
+s_call_accepted (zsock_t *socket, zframe_t *frame)
+{
+    Hcp__V1__SubmitReply *reply = s_call (socket, frame);
+    assert_int_equal (reply->status, HCP__V1__ACK_STATUS__ACK_ACCEPTED);
+    hcp__v1__submit_reply__free_unpacked (reply, NULL);
+}
+
+//  A rating with the rater and id it points to, so a test needs one
+//  variable, not three. Never copied: rating points into the struct.
+typedef struct {
+    Hcp__V1__Rating rating;
+    Hcp__V1__Rater rater;
+    char id[HCP_UUID_STR_LEN];
+} test_rating_t;
+
+//  Fills self with a new valid rating (s_rating) and returns the rating.
+static S_UNUSED Hcp__V1__Rating *
+s_test_rating (test_rating_t *self)
+{
+    s_rating (&self->rating, &self->rater, self->id);
+    return &self->rating;
+}
+
 //  --------------------------------------------------------------------------
 //  Load: adapters (threads, each its own hcp_client) sending ratings, and
 //  resending some of them once they were answered.

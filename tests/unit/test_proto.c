@@ -52,23 +52,80 @@ s_full_rating (Hcp__V1__Rating *rating, Hcp__V1__Rater *rater)
     rating->comment = (char *) "材料一次性告知，但等候太久";
 }
 
+//  Packs a Submit holding rating (or delivery when rating is NULL).
+static uint8_t *
+s_pack_submit (Hcp__V1__Rating *rating, Hcp__V1__Delivery *delivery, size_t *size)
+{
+    Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
+    if (rating) {
+        submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
+        submit.rating = rating;
+    }
+    else {
+        submit.fact_case = HCP__V1__SUBMIT__FACT_DELIVERY;
+        submit.delivery = delivery;
+    }
+    return s_pack (&submit.base, size);
+}
+
+//  A delivery with only its id, item and rater (of type) set.
+static void
+s_bare_delivery (Hcp__V1__Delivery *delivery, Hcp__V1__Rater *rater, const char *id,
+                 const char *item_code, Hcp__V1__RaterType type)
+{
+    *rater = (Hcp__V1__Rater) HCP__V1__RATER__INIT;
+    rater->type = type;
+    *delivery = (Hcp__V1__Delivery) HCP__V1__DELIVERY__INIT;
+    delivery->delivery_id = (char *) id;
+    delivery->item_code = (char *) item_code;
+    delivery->rater = rater;
+}
+
+//  The rating tests' fixture (cmocka state): s_full_rating packed in a
+//  Submit by the setup, freed by the teardown.
+typedef struct {
+    Hcp__V1__Rating rating;
+    Hcp__V1__Rater rater;
+    uint8_t *bytes; //  the packed Submit
+    size_t size;
+} packed_t;
+
+static int
+s_packed_setup (void **state)
+{
+    packed_t *self = calloc (1, sizeof *self);
+    s_full_rating (&self->rating, &self->rater);
+    self->bytes = s_pack_submit (&self->rating, NULL, &self->size);
+    *state = self;
+    return 0;
+}
+
+static int
+s_packed_teardown (void **state)
+{
+    packed_t *self = *state;
+    free (self->bytes);
+    free (self);
+    return 0;
+}
+
+//  Packs the fixture's rating again, after a test changed it.
+static void
+s_repack (packed_t *self)
+{
+    free (self->bytes);
+    self->bytes = s_pack_submit (&self->rating, NULL, &self->size);
+}
+
 static void
 test_rating_round_trip (void **state)
 {
-    (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    s_full_rating (&rating, &rater);
-    Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
-    submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
-    submit.rating = &rating;
-    size_t size;
-    uint8_t *bytes = s_pack (&submit.base, &size);
-    Hcp__V1__Submit *decoded = hcp__v1__submit__unpack (NULL, size, bytes);
+    packed_t *full = *state;
+    Hcp__V1__Submit *decoded = hcp__v1__submit__unpack (NULL, full->size, full->bytes);
     assert_non_null (decoded);
     assert_int_equal (decoded->fact_case, HCP__V1__SUBMIT__FACT_RATING);
     Hcp__V1__Rating *r = decoded->rating;
-    assert_string_equal (r->rating_id, rating.rating_id);
+    assert_string_equal (r->rating_id, full->rating.rating_id);
     assert_string_equal (r->delivery_id, "BJ-2026-1");
     assert_string_equal (r->item_code, "000119001000");
     assert_int_equal (r->channel, HCP__V1__CHANNEL__CHANNEL_MOBILE_APP);
@@ -78,7 +135,7 @@ test_rating_round_trip (void **state)
     assert_int_equal (r->standardization, 1);
     assert_int_equal (r->convenience, 4);
     assert_int_equal (r->accuracy, 0); //  unrated stays unrated
-    assert_string_equal (r->comment, rating.comment);
+    assert_string_equal (r->comment, full->rating.comment);
     assert_int_equal (r->rater->type, HCP__V1__RATER_TYPE__RATER_ENTERPRISE);
     assert_string_equal (r->rater->name, "某某科技有限公司");
     assert_string_equal (r->rater->id_number, "91110000100000000X");
@@ -86,31 +143,25 @@ test_rating_round_trip (void **state)
     //  Encoding again gives the same bytes: the encoding is deterministic.
     size_t again_size;
     uint8_t *again = s_pack (&decoded->base, &again_size);
-    assert_int_equal (again_size, size);
-    assert_memory_equal (again, bytes, size);
+    assert_int_equal (again_size, full->size);
+    assert_memory_equal (again, full->bytes, full->size);
     free (again);
     hcp__v1__submit__free_unpacked (decoded, NULL);
-    free (bytes);
 }
 
 static void
 test_delivery_and_reply_round_trip (void **state)
 {
     (void) state;
-    Hcp__V1__Rater rater = HCP__V1__RATER__INIT;
-    rater.type = HCP__V1__RATER_TYPE__RATER_OTHER;
-    Hcp__V1__Delivery delivery = HCP__V1__DELIVERY__INIT;
-    delivery.delivery_id = (char *) "D-1";
-    delivery.item_code = (char *) "000119002000";
+    Hcp__V1__Delivery delivery;
+    Hcp__V1__Rater rater;
+    s_bare_delivery (&delivery, &rater, "D-1", "000119002000",
+                     HCP__V1__RATER_TYPE__RATER_OTHER);
     delivery.stage = HCP__V1__STAGE__STAGE_CONSULTATION;
     delivery.channel = HCP__V1__CHANNEL__CHANNEL_HOTLINE;
-    delivery.rater = &rater;
     delivery.delivered_at_ms = 1;
-    Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
-    submit.fact_case = HCP__V1__SUBMIT__FACT_DELIVERY;
-    submit.delivery = &delivery;
     size_t size;
-    uint8_t *bytes = s_pack (&submit.base, &size);
+    uint8_t *bytes = s_pack_submit (NULL, &delivery, &size);
     Hcp__V1__Submit *decoded = hcp__v1__submit__unpack (NULL, size, bytes);
     assert_non_null (decoded);
     assert_int_equal (decoded->fact_case, HCP__V1__SUBMIT__FACT_DELIVERY);
@@ -201,20 +252,12 @@ test_unknown_enum_values_survive (void **state)
 static void
 test_truncated_bytes (void **state)
 {
-    (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    s_full_rating (&rating, &rater);
-    Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
-    submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
-    submit.rating = &rating;
-    size_t size;
-    uint8_t *bytes = s_pack (&submit.base, &size);
+    packed_t *full = *state;
     int refused = 0;
-    for (size_t cut = 1; cut < size; cut++) {
+    for (size_t cut = 1; cut < full->size; cut++) {
         //  A copy of exactly cut bytes, so ASan sees any read beyond it.
         uint8_t *prefix = malloc (cut);
-        memcpy (prefix, bytes, cut);
+        memcpy (prefix, full->bytes, cut);
         Hcp__V1__Submit *decoded = hcp__v1__submit__unpack (NULL, cut, prefix);
         if (decoded)
             hcp__v1__submit__free_unpacked (decoded, NULL);
@@ -224,8 +267,7 @@ test_truncated_bytes (void **state)
     }
     //  The rating is one length-delimited field of the Submit: every cut
     //  lands inside it.
-    assert_int_equal (refused, (int) size - 1);
-    free (bytes);
+    assert_int_equal (refused, (int) full->size - 1);
 }
 
 //  --------------------------------------------------------------------------
@@ -245,16 +287,9 @@ s_prepared (const uint8_t *bytes, size_t size)
 static void
 test_canonical_encoding (void **state)
 {
-    (void) state;
-    Hcp__V1__Rating rating;
-    Hcp__V1__Rater rater;
-    s_full_rating (&rating, &rater);
-    Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
-    submit.fact_case = HCP__V1__SUBMIT__FACT_RATING;
-    submit.rating = &rating;
-    size_t size;
-    uint8_t *bytes = s_pack (&submit.base, &size);
-    ingest_fact_t a = s_prepared (bytes, size);
+    packed_t *full = *state;
+    Hcp__V1__Rating *rating = &full->rating;
+    ingest_fact_t a = s_prepared (full->bytes, full->size);
     assert_int_equal (a.kind, HCP__V1__SUBMIT__FACT_RATING);
     //  The id in lower case: the same UUID in either case is one fact.
     assert_string_equal (a.key, "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
@@ -268,45 +303,41 @@ test_canonical_encoding (void **state)
     assert_string_equal (payload->rater->phone, "");
     assert_string_equal (payload->rater->id_number, "");
     assert_string_equal (payload->rater->key, "acct-42");
-    assert_string_equal (payload->comment, rating.comment);
+    assert_string_equal (payload->comment, rating->comment);
     assert_int_equal (payload->convenience, 4);
     hcp__v1__rating__free_unpacked (payload, NULL);
 
     //  Same content with the id in lower case and an unknown field added
     //  (a newer adapter): the same canonical bytes, hence a duplicate. A
     //  small rating, so that its length fits one byte.
-    rating.comment = (char *) "";
-    rating.delivery_id = (char *) "";
-    rater.name = rater.phone = rater.id_number = (char *) "";
-    free (bytes);
-    bytes = s_pack (&submit.base, &size);
+    rating->comment = (char *) "";
+    rating->delivery_id = (char *) "";
+    rating->rater->name = rating->rater->phone = rating->rater->id_number = (char *) "";
+    s_repack (full);
     ingest_fact_clear (&a);
-    a = s_prepared (bytes, size);
-    rating.rating_id = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
-    free (bytes);
-    bytes = s_pack (&submit.base, &size);
-    assert_true (size < 120);
-    uint8_t *extended = malloc (size + 3);
-    memcpy (extended, bytes, size);
+    a = s_prepared (full->bytes, full->size);
+    rating->rating_id = (char *) "0195f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
+    s_repack (full);
+    assert_true (full->size < 120);
+    uint8_t *extended = malloc (full->size + 3);
+    memcpy (extended, full->bytes, full->size);
     extended[1] = (uint8_t) (extended[1] + 3); //  the rating's length
-    extended[size] = 0x98;                     //  field 99, varint 1
-    extended[size + 1] = 0x06;
-    extended[size + 2] = 0x01;
-    ingest_fact_t b = s_prepared (extended, size + 3);
+    extended[full->size] = 0x98;               //  field 99, varint 1
+    extended[full->size + 1] = 0x06;
+    extended[full->size + 2] = 0x01;
+    ingest_fact_t b = s_prepared (extended, full->size + 3);
     assert_int_equal (b.canonical_size, a.canonical_size);
     assert_memory_equal (b.canonical, a.canonical, a.canonical_size);
     //  Other content: other canonical bytes.
-    rating.accuracy = HCP__V1__GRADE__GRADE_SATISFIED;
-    free (bytes);
-    bytes = s_pack (&submit.base, &size);
-    ingest_fact_t c = s_prepared (bytes, size);
+    rating->accuracy = HCP__V1__GRADE__GRADE_SATISFIED;
+    s_repack (full);
+    ingest_fact_t c = s_prepared (full->bytes, full->size);
     assert_false (c.canonical_size == a.canonical_size
                   && !memcmp (c.canonical, a.canonical, a.canonical_size));
     ingest_fact_clear (&a);
     ingest_fact_clear (&b);
     ingest_fact_clear (&c);
     assert_null (a.submit);
-    free (bytes);
     free (extended);
 }
 
@@ -314,17 +345,12 @@ static void
 test_canonical_without_pii_shares_payload (void **state)
 {
     (void) state;
-    Hcp__V1__Rater rater = HCP__V1__RATER__INIT;
-    rater.type = HCP__V1__RATER_TYPE__RATER_NATURAL_PERSON;
-    Hcp__V1__Delivery delivery = HCP__V1__DELIVERY__INIT;
-    delivery.delivery_id = (char *) "D-Upper-Case-Kept";
-    delivery.item_code = (char *) "000119001000";
-    delivery.rater = &rater;
-    Hcp__V1__Submit submit = HCP__V1__SUBMIT__INIT;
-    submit.fact_case = HCP__V1__SUBMIT__FACT_DELIVERY;
-    submit.delivery = &delivery;
+    Hcp__V1__Delivery delivery;
+    Hcp__V1__Rater rater;
+    s_bare_delivery (&delivery, &rater, "D-Upper-Case-Kept", "000119001000",
+                     HCP__V1__RATER_TYPE__RATER_NATURAL_PERSON);
     size_t size;
-    uint8_t *bytes = s_pack (&submit.base, &size);
+    uint8_t *bytes = s_pack_submit (NULL, &delivery, &size);
     ingest_fact_t fact = s_prepared (bytes, size);
     assert_int_equal (fact.kind, HCP__V1__SUBMIT__FACT_DELIVERY);
     assert_string_equal (fact.key,
@@ -400,12 +426,15 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_rating_round_trip),
+        cmocka_unit_test_setup_teardown (test_rating_round_trip, s_packed_setup,
+                                         s_packed_teardown),
         cmocka_unit_test (test_delivery_and_reply_round_trip),
         cmocka_unit_test (test_event_round_trip),
         cmocka_unit_test (test_unknown_enum_values_survive),
-        cmocka_unit_test (test_truncated_bytes),
-        cmocka_unit_test (test_canonical_encoding),
+        cmocka_unit_test_setup_teardown (test_truncated_bytes, s_packed_setup,
+                                         s_packed_teardown),
+        cmocka_unit_test_setup_teardown (test_canonical_encoding, s_packed_setup,
+                                         s_packed_teardown),
         cmocka_unit_test (test_canonical_without_pii_shares_payload),
         cmocka_unit_test (test_binary_arrays),
     };

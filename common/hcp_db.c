@@ -264,3 +264,18 @@ hcp_db_drain_notifies (hcp_db_t *self)
     }
     return count;
 }
+
+int
+hcp_db_take_notify (hcp_db_t *self, char **payload)
+{
+    *payload = NULL;
+    if (!hcp_db_conn (self))
+        return 0;
+    PQconsumeInput (self->conn);
+    PGnotify *notify = PQnotifies (self->conn);
+    if (!notify)
+        return 0;
+    *payload = strdup (notify->extra ? notify->extra : "");
+    PQfreemem (notify);
+    return 1;
+}

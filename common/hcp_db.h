@@ -75,4 +75,9 @@ const char *hcp_db_sqlstate (hcp_db_t *self);
 int hcp_db_socket (hcp_db_t *self);
 int hcp_db_drain_notifies (hcp_db_t *self);
 
+//  Takes the next NOTIFY that has arrived, reading the socket first.
+//  Returns 1 and sets *payload (malloc'd, caller frees) when there was one,
+//  0 when none is waiting (or the connection is down).
+int hcp_db_take_notify (hcp_db_t *self, char **payload);
+
 #endif

@@ -643,6 +643,44 @@ hcp_case_on_events (hcp_db_t *db, hcp_event_t *const *events, size_t count, int6
 }
 
 int
+hcp_case_open_listed (hcp_db_t *db, const char *ids, int64_t now_ms, const char *actor)
+{
+    assert (db && ids && actor);
+    if (!*ids)
+        return 0;
+    if (hcp_db_exec (db, "BEGIN") != 0
+        || hcp_db_exec (db, "SET LOCAL synchronous_commit = off") != 0) {
+        s_rollback (db);
+        return -1;
+    }
+    int opened = 0;
+    const char *start = ids;
+    while (*start) {
+        size_t len = strcspn (start, ",");
+        char rating_id[HCP_UUID_STR_LEN];
+        if (len == HCP_UUID_STR_LEN - 1) {
+            memcpy (rating_id, start, len);
+            rating_id[len] = 0;
+            //  hcp_case_open checks the id and that the rating is bad.
+            int one = hcp_case_open (db, rating_id, now_ms, actor, NULL);
+            if (one < 0) {
+                s_rollback (db);
+                return -1;
+            }
+            opened += one;
+        }
+        start += len;
+        if (*start == ',')
+            start++;
+    }
+    if (hcp_db_exec (db, "COMMIT") != 0) {
+        s_rollback (db);
+        return -1;
+    }
+    return opened;
+}
+
+int
 hcp_case_sweep (hcp_db_t *db, int64_t since_ms, int limit, int64_t now_ms, const char *actor)
 {
     assert (db && actor && limit > 0);

@@ -123,6 +123,14 @@ int hcp_case_on_event (hcp_db_t *db, uint64_t seq, const char *type, const char 
 int hcp_case_on_events (hcp_db_t *db, hcp_event_t *const *events, size_t count,
                         int64_t now_ms);
 
+//  Fast path: opens the cases of the ratings named in ids (comma-separated
+//  rating ids, as sent by NOTIFY hcp_bad_ratings, migration 006), in one
+//  transaction that does not wait for the disk flush (a crash loses only
+//  work the event path and the sweep redo). Unknown, good or already-cased
+//  ratings are skipped. Returns the number of cases opened, or -1 on a
+//  database error (rolled back).
+int hcp_case_open_listed (hcp_db_t *db, const char *ids, int64_t now_ms, const char *actor);
+
 //  Safety net: opens the case of every bad rating rated at or after
 //  since_ms (0: all) that has none, at most limit of them, each in its own
 //  transaction. Safe with several instances (the unique rating_id decides).

@@ -60,6 +60,8 @@ typedef struct {
     int sweep_batch;
     int64_t next_sweep_ms; //  monotonic
     bool swept_all;        //  the full sweep done since start (or since a reconnect)
+    int notify_fd;         //  the database socket, polled for NOTIFY hcp_bad_ratings
+    bool notify_polled;    //  notify_fd is in the poller
 } router_t;
 
 // ---------------------------------------------------------------------------
@@ -250,6 +252,49 @@ s_sweep (router_t *self)
         hcp_info ("calendar reloaded: new deadlines use it");
 }
 
+//  The fast path (migration 006): LISTEN for the ids of bad ratings as they
+//  commit, so a case opens without waiting for the relay's stamp. Called
+//  after every (re)connect: a new connection listens to nothing. Puts the
+//  database socket in the poller (replacing the old one).
+static void
+s_listen (router_t *self, zpoller_t *poller)
+{
+    if (self->notify_polled)
+        zpoller_remove (poller, &self->notify_fd);
+    self->notify_polled = false;
+    self->notify_fd = -1;
+    if (hcp_db_exec (self->db, "LISTEN hcp_bad_ratings") != 0) {
+        hcp_warn ("cannot LISTEN hcp_bad_ratings (%s); cases open from events only",
+                  hcp_db_error (self->db));
+        return;
+    }
+    self->notify_fd = hcp_db_socket (self->db);
+    //  czmq polls a plain file descriptor given by its address.
+    if (self->notify_fd >= 0 && zpoller_add (poller, &self->notify_fd) == 0)
+        self->notify_polled = true;
+}
+
+//  Opens the cases of the bad ratings the notifications name.
+static void
+s_drain_notifies (router_t *self)
+{
+    char *ids;
+    int total = 0;
+    while (hcp_db_take_notify (self->db, &ids) == 1) {
+        int opened = hcp_case_open_listed (self->db, ids, hcp_clock_now_ms (),
+                                           HCP_CASE_CONSUMER);
+        free (ids);
+        if (opened < 0) {
+            //  Not lost: the event path and the sweep open them.
+            hcp_warn ("fast path: %s", hcp_db_error (self->db));
+            return;
+        }
+        total += opened;
+    }
+    if (total > 0)
+        hcp_debug ("fast path opened %d case(s)", total);
+}
+
 // ---------------------------------------------------------------------------
 
 int
@@ -314,6 +359,7 @@ main (int argc, char **argv)
     self.next_sweep_ms = zclock_mono () + self.sweep_interval_ms;
 
     zpoller_t *poller = zpoller_new (self.router, NULL);
+    s_listen (&self, poller);
     void *sub_socket = self.sub ? hcp_sub_socket (self.sub) : NULL;
     if (sub_socket)
         zpoller_add (poller, sub_socket);
@@ -329,7 +375,9 @@ main (int argc, char **argv)
                 break;
             self.swept_all = false; //  anything may have happened meanwhile
             self.next_sweep_ms = 0;
+            s_listen (&self, poller);
         }
+        s_drain_notifies (&self);
         if (which == self.router)
             for (int i = 0; i < 100; i++) {
                 zmsg_t *msg = zmsg_recv_nowait (self.router);

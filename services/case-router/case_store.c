@@ -604,25 +604,34 @@ s_may_be_bad (const hcp_event_t *event)
     return may;
 }
 
+//  Begins a transaction for opening cases from events or notifications,
+//  whose commit does not wait for the disk flush: if PostgreSQL crashes
+//  before it, the cases, their events and the offset are lost together and
+//  are redone from the stored offset (or by the start-up sweep). Nobody has
+//  been told anything meanwhile: the relay's own synchronous commit that
+//  publishes case.opened flushes the WAL up to and including this one. It
+//  takes a disk flush off the path from a bad rating to its case. Staff
+//  commands (hcp_case_execute) keep synchronous commits: their reply
+//  promises that the action is stored. Returns 0, or -1 (rolled back).
+static int
+s_begin_unflushed (hcp_db_t *db)
+{
+    if (hcp_db_exec (db, "BEGIN") != 0
+        || hcp_db_exec (db, "SET LOCAL synchronous_commit = off") != 0) {
+        s_rollback (db);
+        return -1;
+    }
+    return 0;
+}
+
 int
 hcp_case_on_events (hcp_db_t *db, hcp_event_t *const *events, size_t count, int64_t now_ms)
 {
     assert (db && (events || count == 0));
     if (count == 0)
         return 0;
-    //  No need to wait for the disk flush here: if PostgreSQL crashes before
-    //  it, the cases, their events and the offset are lost together and the
-    //  events are handled again from the stored offset. Nobody has been told
-    //  anything meanwhile: the relay's own (synchronous) commit that would
-    //  publish case.opened flushes the WAL up to and including this one. It
-    //  takes one disk flush off the path from a bad rating to its case.
-    //  Staff commands (hcp_case_execute) keep synchronous commits: their
-    //  reply promises that the action is stored.
-    if (hcp_db_exec (db, "BEGIN") != 0
-        || hcp_db_exec (db, "SET LOCAL synchronous_commit = off") != 0) {
-        s_rollback (db);
+    if (s_begin_unflushed (db) != 0)
         return -1;
-    }
     int opened = 0;
     int rc = hcp_offset_claim (db, HCP_CASE_CONSUMER, events[count - 1]->seq);
     for (size_t i = 0; rc == 1 && i < count; i++) {
@@ -648,11 +657,8 @@ hcp_case_open_listed (hcp_db_t *db, const char *ids, int64_t now_ms, const char 
     assert (db && ids && actor);
     if (!*ids)
         return 0;
-    if (hcp_db_exec (db, "BEGIN") != 0
-        || hcp_db_exec (db, "SET LOCAL synchronous_commit = off") != 0) {
-        s_rollback (db);
+    if (s_begin_unflushed (db) != 0)
         return -1;
-    }
     int opened = 0;
     const char *start = ids;
     while (*start) {

@@ -68,6 +68,16 @@ s_sqlstate (const char *sql)
     return copy;
 }
 
+//  Asserts that sql fails with the SQLSTATE expected.
+static void
+s_assert_refused (const char *sql, const char *expected)
+{
+    char *sqlstate = s_sqlstate (sql);
+    if (strcmp (sqlstate, expected) != 0)
+        fail_msg ("%s: expected SQLSTATE %s, got '%s'", sql, expected, sqlstate);
+    free (sqlstate);
+}
+
 static void
 test_personal_data_is_closed_to_auditors_and_ratings_are_append_only (void **state)
 {
@@ -82,27 +92,15 @@ test_personal_data_is_closed_to_auditors_and_ratings_are_append_only (void **sta
     hcp_test_sql_exec (s_conn, "INSERT INTO rater_pii (fact_kind, fact_id, name) "
                                "VALUES ('rating', 'x', '张三')");
     //  Even the owner cannot change or remove a rating: the trigger refuses.
-    char *sqlstate = s_sqlstate ("UPDATE ratings SET comment = 'edited'");
-    assert_string_equal (sqlstate, "42501");
-    free (sqlstate);
-    sqlstate = s_sqlstate ("DELETE FROM ratings");
-    assert_string_equal (sqlstate, "42501");
-    free (sqlstate);
-    sqlstate = s_sqlstate ("TRUNCATE ratings CASCADE");
-    assert_string_equal (sqlstate, "42501");
-    free (sqlstate);
+    s_assert_refused ("UPDATE ratings SET comment = 'edited'", "42501");
+    s_assert_refused ("DELETE FROM ratings", "42501");
+    s_assert_refused ("TRUNCATE ratings CASCADE", "42501");
     //  The auditor reads ratings but not personal data.
     hcp_test_sql_exec (s_conn, "SET ROLE hcp_auditor");
     assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM ratings"), 1);
-    sqlstate = s_sqlstate ("SELECT * FROM rater_pii");
-    assert_string_equal (sqlstate, "42501");
-    free (sqlstate);
-    sqlstate = s_sqlstate ("SELECT excerpt FROM rejected_submissions");
-    assert_string_equal (sqlstate, "42501");
-    free (sqlstate);
-    sqlstate = s_sqlstate ("INSERT INTO units (unit_code, name) VALUES ('U2', 'x')");
-    assert_string_equal (sqlstate, "42501");
-    free (sqlstate);
+    s_assert_refused ("SELECT * FROM rater_pii", "42501");
+    s_assert_refused ("SELECT excerpt FROM rejected_submissions", "42501");
+    s_assert_refused ("INSERT INTO units (unit_code, name) VALUES ('U2', 'x')", "42501");
     hcp_test_sql_exec (s_conn, "RESET ROLE");
     hcp_test_sql_exec (s_conn, "SET ROLE hcp_pii");
     assert_int_equal (hcp_test_sql_int (s_conn, "SELECT count(*) FROM rater_pii"), 1);
